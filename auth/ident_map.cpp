@@ -1,0 +1,79 @@
+#include "auth/ident_map.h"
+
+namespace pgmtls::auth {
+
+namespace {
+
+std::optional<boost::regex> compile_regex(const std::string& pattern, const config::Location& where,
+                                          config::Diagnostics& errors) {
+  try {
+    return boost::regex(pattern, boost::regex::perl);
+  } catch (const boost::regex_error& e) {
+    errors.push_back({where, "invalid regular expression \"" + pattern + "\": " + e.what()});
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::variant<IdentMaps, config::Diagnostics> IdentMaps::compile(
+    std::vector<config::IdentLine> lines) {
+  IdentMaps maps;
+  config::Diagnostics errors;
+  for (auto& source : lines) {
+    Line line;
+    if (source.identity.starts_with('/')) {
+      line.identity_regex = compile_regex(source.identity.substr(1), source.where, errors);
+      if (!line.identity_regex) continue;
+      if (source.role.find("\\1") != std::string::npos && line.identity_regex->mark_count() < 1) {
+        errors.push_back({source.where, "regular expression \"" + source.identity.substr(1) +
+                                            "\" has no subexpressions as requested by "
+                                            "backreference in \"" +
+                                            source.role + "\""});
+        continue;
+      }
+    }
+    if (source.role.starts_with('/')) {
+      line.role_regex = compile_regex(source.role.substr(1), source.where, errors);
+      if (!line.role_regex) continue;
+    }
+    line.source = std::move(source);
+    maps.maps_[line.source.map].push_back(std::move(line));
+  }
+  if (!errors.empty()) return errors;
+  return maps;
+}
+
+bool IdentMaps::has_map(std::string_view map) const { return maps_.find(map) != maps_.end(); }
+
+IdentMaps::Decision IdentMaps::check(std::string_view map, std::string_view identity,
+                                     std::string_view role) const {
+  auto it = maps_.find(map);
+  if (it == maps_.end()) return {};
+  for (const Line& line : it->second) {
+    std::string expected_role = line.source.role;
+    if (line.identity_regex) {
+      boost::match_results<std::string_view::const_iterator> match;
+      if (!boost::regex_search(identity.begin(), identity.end(), match, *line.identity_regex)) {
+        continue;
+      }
+      if (const auto at = expected_role.find("\\1"); at != std::string::npos) {
+        expected_role.replace(at, 2, match[1].str());
+      }
+    } else if (line.source.identity != identity) {
+      continue;
+    }
+    bool role_ok = false;
+    if (line.role_regex) {
+      role_ok = boost::regex_search(role.begin(), role.end(), *line.role_regex);
+    } else if (expected_role == "all") {
+      role_ok = true;
+    } else {
+      role_ok = expected_role == role;
+    }
+    if (role_ok) return {true, &line.source};
+  }
+  return {};
+}
+
+}  // namespace pgmtls::auth

@@ -1,0 +1,44 @@
+// pg_ident-compatible user-name maps, compiled once per config snapshot.
+#pragma once
+
+#include <boost/regex.hpp>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config/diagnostics.h"
+#include "config/ident_file.h"
+
+namespace pgmtls::auth {
+
+class IdentMaps {
+ public:
+  struct Decision {
+    bool allowed = false;
+    const config::IdentLine* line = nullptr;  // the line that admitted the identity
+  };
+
+  // Compiles every line; invalid regular expressions are reported at their line.
+  static std::variant<IdentMaps, config::Diagnostics> compile(std::vector<config::IdentLine> lines);
+
+  // PostgreSQL's check_ident_usermap for `cert` (case-sensitive): does some line of `map` let
+  // `identity` connect as `role`? An identity line starting with '/' is a regular expression
+  // (unanchored, Perl syntax); its first capture replaces the first "\1" in the role column.
+  // A role column "all" admits any role; one starting with '/' is a regular expression on the role.
+  Decision check(std::string_view map, std::string_view identity, std::string_view role) const;
+
+  bool has_map(std::string_view map) const;
+
+ private:
+  struct Line {
+    config::IdentLine source;
+    std::optional<boost::regex> identity_regex;
+    std::optional<boost::regex> role_regex;
+  };
+  std::map<std::string, std::vector<Line>, std::less<>> maps_;
+};
+
+}  // namespace pgmtls::auth

@@ -1,0 +1,27 @@
+// Everything pgmtls uses from a client certificate, extracted once into a plain struct.
+#pragma once
+
+#include <openssl/x509.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pgmtls::auth {
+
+struct CertificateIdentity {
+  std::string cn;                  // the subject's first commonName, as PostgreSQL uses
+  std::string subject_dn;          // RFC 2253, as PostgreSQL's clientname=DN
+  std::string issuer_dn;           // RFC 2253
+  std::string serial;              // upper-case hex, as `openssl x509 -serial` prints it
+  std::string sha256_fingerprint;  // lower-case hex, no separators
+  std::vector<std::string> san_dns;
+  std::vector<std::string> san_email;
+  std::vector<std::string> san_uri;
+};
+
+// Extracts the identity; nullopt (and `error` set) when the certificate cannot carry one safely,
+// e.g. a commonName with an embedded NUL or that is not valid UTF-8.
+std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& error);
+
+}  // namespace pgmtls::auth

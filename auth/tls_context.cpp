@@ -1,0 +1,187 @@
+#include "auth/tls_context.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
+
+#include <cstring>
+#include <filesystem>
+
+namespace pgmtls::auth {
+
+namespace {
+
+// TLS 1.2 suites when tls.ciphers is not set: forward secrecy and AEAD only.
+constexpr const char* kDefaultTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// The ALPN protocol name PostgreSQL 17 registers; selected when a client offers it.
+constexpr unsigned char kAlpnPostgresql[] = {'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l'};
+
+int protocol_version(const std::string& name) {
+  if (name == "TLSv1.2") return TLS1_2_VERSION;
+  if (name == "TLSv1.3") return TLS1_3_VERSION;
+  return 0;
+}
+
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+  for (unsigned int i = 0; i < inlen;) {
+    const unsigned int len = in[i];
+    if (i + 1 + len > inlen) break;
+    if (len == sizeof kAlpnPostgresql && std::memcmp(in + i + 1, kAlpnPostgresql, len) == 0) {
+      *out = in + i + 1;
+      *outlen = static_cast<unsigned char>(len);
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+// Adds every CRL in a PEM file to the store; returns how many, or -1 after reporting an error.
+int add_crls(X509_STORE* store, const std::string& path, const config::Location& where,
+             config::Diagnostics& errors) {
+  BioPtr bio(BIO_new_file(path.c_str(), "r"));
+  if (!bio) {
+    errors.push_back({where, "cannot open CRL file \"" + path + "\": " + openssl_error_text()});
+    return -1;
+  }
+  int count = 0;
+  while (X509_CRL* raw = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
+    X509CrlPtr crl(raw);
+    if (X509_STORE_add_crl(store, crl.get()) != 1) {
+      errors.push_back({where, "cannot add CRL from \"" + path + "\": " + openssl_error_text()});
+      return -1;
+    }
+    ++count;
+  }
+  // The loop ends on "no start line" at end of file; anything else is a broken file.
+  const unsigned long last = ERR_peek_last_error();
+  if (count > 0 && ERR_GET_REASON(last) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();
+    return count;
+  }
+  errors.push_back({where, "\"" + path + "\" holds no readable PEM CRL" +
+                               (last != 0 ? ": " + openssl_error_text() : std::string())});
+  ERR_clear_error();
+  return -1;
+}
+
+}  // namespace
+
+std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig& tls,
+                                                         config::Diagnostics& errors) {
+  ERR_clear_error();
+  const std::size_t errors_before = errors.size();
+  auto fail = [&](const config::Location& where, const std::string& message) {
+    errors.push_back({where, message});
+    ERR_clear_error();
+  };
+
+  ServerTlsContext out;
+  out.ctx.reset(SSL_CTX_new(TLS_server_method()));
+  SSL_CTX* ctx = out.ctx.get();
+  if (ctx == nullptr) {
+    fail(tls.where, "cannot create a TLS context: " + openssl_error_text());
+    return std::nullopt;
+  }
+
+  SSL_CTX_set_min_proto_version(ctx, protocol_version(tls.min_protocol_version));
+  if (!tls.max_protocol_version.empty()) {
+    SSL_CTX_set_max_proto_version(ctx, protocol_version(tls.max_protocol_version));
+    if (protocol_version(tls.max_protocol_version) < protocol_version(tls.min_protocol_version)) {
+      fail(tls.where, "tls.max_protocol_version is older than tls.min_protocol_version");
+    }
+  }
+  // No renegotiation, no compression, no session resumption (yet): every connection proves its
+  // certificate afresh.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+
+  const std::string ciphers = tls.ciphers.empty() ? kDefaultTls12Ciphers : tls.ciphers;
+  if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
+    fail(tls.where, "tls.ciphers \"" + ciphers + "\" selects no usable cipher");
+  }
+  if (!tls.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, tls.ciphersuites.c_str()) != 1) {
+    fail(tls.where, "tls.ciphersuites \"" + tls.ciphersuites + "\" selects no usable suite");
+  }
+  if (SSL_CTX_set1_groups_list(ctx, tls.groups.c_str()) != 1) {
+    fail(tls.where, "tls.groups \"" + tls.groups + "\" names an unknown group");
+  }
+
+  // Server certificate chain and key.
+  const bool have_cert =
+      SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.path.c_str()) == 1;
+  if (!have_cert) {
+    fail(tls.cert_file.where, "cannot load certificate chain from \"" + tls.cert_file.path +
+                                  "\": " + openssl_error_text());
+  }
+  const bool have_key =
+      SSL_CTX_use_PrivateKey_file(ctx, tls.key_file.path.c_str(), SSL_FILETYPE_PEM) == 1;
+  if (!have_key) {
+    const std::string why = openssl_error_text();
+    if (why.find("key values mismatch") != std::string::npos) {
+      fail(tls.key_file.where, "tls.key_file \"" + tls.key_file.path +
+                                   "\" does not match the certificate in tls.cert_file");
+    } else {
+      fail(tls.key_file.where,
+           "cannot load private key from \"" + tls.key_file.path + "\": " + why);
+    }
+  } else if (have_cert && SSL_CTX_check_private_key(ctx) != 1) {
+    fail(tls.key_file.where, "tls.key_file \"" + tls.key_file.path +
+                                 "\" does not match the certificate in tls.cert_file");
+  }
+  if (X509* leaf = SSL_CTX_get0_certificate(ctx)) {
+    char buf[512];
+    X509_NAME_oneline(X509_get_subject_name(leaf), buf, sizeof buf);
+    out.server_subject = buf;
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) out.server_not_after = timegm(&tm);
+  }
+
+  // Trusted CAs for client certificates; their names also go into the CertificateRequest.
+  if (SSL_CTX_load_verify_locations(ctx, tls.ca_file.path.c_str(), nullptr) != 1) {
+    fail(tls.ca_file.where, "cannot load CA certificates from \"" + tls.ca_file.path +
+                                "\": " + openssl_error_text());
+  } else if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.ca_file.path.c_str())) {
+    SSL_CTX_set_client_CA_list(ctx, names);
+  } else {
+    fail(tls.ca_file.where, "\"" + tls.ca_file.path + "\" holds no CA certificate");
+  }
+
+  // CRLs: once any is configured, every certificate in the chain must have a current CRL from
+  // its issuer (fail closed: a missing or expired CRL refuses the connection).
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  if (!tls.crl_file.empty()) {
+    const int n = add_crls(store, tls.crl_file.path, tls.crl_file.where, errors);
+    if (n > 0) out.crl_count += n;
+  }
+  if (!tls.crl_dir.empty()) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(tls.crl_dir.path, ec)) {
+      if (!entry.is_regular_file()) continue;
+      const int n = add_crls(store, entry.path().string(), tls.crl_dir.where, errors);
+      if (n > 0) out.crl_count += n;
+    }
+    if (ec) fail(tls.crl_dir.where, "cannot list tls.crl_dir: " + ec.message());
+  }
+  if (out.crl_count > 0) {
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  }
+
+  SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+  // Request a certificate but let a client without one finish the handshake, so that it gets
+  // PostgreSQL's own FATAL message instead of a bare TLS alert. A certificate that is sent is
+  // verified during the handshake and a bad one fails it with the matching alert.
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, nullptr);
+  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+
+  if (errors.size() != errors_before) return std::nullopt;
+  return out;
+}
+
+}  // namespace pgmtls::auth

@@ -1,0 +1,26 @@
+// Builds the server-side SSL_CTX for client connections from the tls: section of the config.
+#pragma once
+
+#include <ctime>
+#include <optional>
+#include <string>
+
+#include "auth/openssl_ptr.h"
+#include "config/config.h"
+
+namespace pgmtls::auth {
+
+struct ServerTlsContext {
+  SslCtxPtr ctx;
+  int crl_count = 0;        // CRLs loaded from crl_file and crl_dir
+  std::string server_subject;  // the server certificate's subject, for the start-up log
+  std::time_t server_not_after = 0;
+};
+
+// Loads certificate chain, key (and checks they match), CA bundle, CRLs; sets protocol versions,
+// ciphers, groups and client-certificate verification (peer certificate requested, verified for
+// chain, validity, CRLs of the whole chain and TLS-client purpose). Errors name the config key.
+std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig& tls,
+                                                         config::Diagnostics& errors);
+
+}  // namespace pgmtls::auth

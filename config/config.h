@@ -1,0 +1,92 @@
+// The pgmtls configuration as plain validated structs. Loading never throws: it returns a config
+// or every problem found, each as "file:line:col: reason".
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/diagnostics.h"
+#include "config/ident_file.h"
+
+namespace pgmtls::config {
+
+// A file path from the config, resolved against the config file's directory.
+struct PathSetting {
+  std::string path;
+  Location where;
+
+  bool empty() const { return path.empty(); }
+};
+
+struct ListenAddress {
+  std::string host;  // an IP literal (v4 or v6, without brackets)
+  std::uint16_t port = 0;  // 0: the kernel picks a free port, the log says which
+  Location where;
+};
+
+struct TlsConfig {
+  PathSetting cert_file;  // server certificate, then any intermediates (PEM)
+  PathSetting key_file;
+  PathSetting ca_file;    // roots and intermediates trusted for client certificates
+  PathSetting crl_file;   // optional
+  PathSetting crl_dir;    // optional: every regular file in it is read as PEM CRLs
+  std::string min_protocol_version = "TLSv1.2";
+  std::string max_protocol_version;  // empty: the newest OpenSSL supports
+  std::string ciphers;               // TLS 1.2 cipher list, OpenSSL syntax; empty: a strong default
+  std::string ciphersuites;          // TLS 1.3 suites; empty: OpenSSL's default
+  std::string groups = "X25519:P-256:P-384";  // key exchange groups, preferred first
+  Location where;
+};
+
+struct BackendConfig {
+  std::string name = "default";
+  std::string host;
+  std::uint16_t port = 5432;
+  std::chrono::milliseconds connect_timeout{5000};
+  Location where;
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error, critical, off
+};
+
+struct Config {
+  std::string source;  // the config file's path, for messages
+  ListenAddress listen;
+  unsigned workers = 0;  // 0: one per core
+  std::chrono::milliseconds startup_timeout{10000};
+  TlsConfig tls;
+  std::string identity_source = "cn";
+  // The ident map that decides which roles an identity may use. Empty: the identity must equal the
+  // requested role (PostgreSQL's `cert` method without map=).
+  std::string map;
+  Location map_where;
+  std::vector<IdentLine> ident_lines;  // from ident_file: or maps:, all maps
+  BackendConfig backend;
+  LogConfig log;
+};
+
+struct LoadResult {
+  std::optional<Config> config;
+  Diagnostics errors;
+
+  bool ok() const { return config.has_value() && errors.empty(); }
+};
+
+// Loads a YAML config file; relative paths in it are resolved against its directory.
+LoadResult load_config_file(const std::string& path);
+// Loads YAML text; `name` names it in diagnostics, `base_dir` resolves relative paths.
+LoadResult load_config_text(std::string_view yaml, const std::string& name,
+                            const std::string& base_dir);
+
+// "10s", "250ms", "2m", "1h" or a plain number of seconds.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// "host:port" or "[v6]:port" with an IP literal host.
+std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string& error);
+
+}  // namespace pgmtls::config

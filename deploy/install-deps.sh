@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of pgmtls from Debian 12 (bookworm) packages.
+# Non-interactive and idempotent; run as root (or it re-runs itself with sudo).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  exec sudo -E bash "$0" "$@"
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang-format git ca-certificates
+  # libraries (the chosen stack)
+  libboost1.81-dev libssl-dev openssl libyaml-cpp-dev libspdlog-dev libfmt-dev
+  prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # PostgreSQL 15 server, client tools and libpq for the integration tests and the quickstart
+  postgresql-15 postgresql-client-15 libpq-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian's postgresql package creates and starts a "main" cluster; pgmtls never uses it, the tests
+# and the quickstart run their own initdb'd servers on free ports.
+echo "install-deps: done"

@@ -1,0 +1,38 @@
+// Builders for the messages pgmtls itself sends. Each returns the complete wire bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pgmtls::protocol {
+
+// ErrorResponse ('E'): severity (S and V), SQLSTATE (C), message (M), optional detail and hint.
+struct ErrorFields {
+  std::string_view severity = "FATAL";
+  std::string_view sqlstate;
+  std::string_view message;
+  std::string_view detail;
+  std::string_view hint;
+};
+std::vector<std::uint8_t> error_response(const ErrorFields& fields);
+
+// StartupMessage for protocol 3.0 with the given parameters, in order.
+std::vector<std::uint8_t> startup_message(
+    const std::vector<std::pair<std::string, std::string>>& parameters);
+
+// NegotiateProtocolVersion ('v'): the newest minor version supported and the options not
+// recognized.
+std::vector<std::uint8_t> negotiate_protocol_version(std::uint32_t newest_minor,
+                                                     const std::vector<std::string>& unrecognized);
+
+// Terminate ('X'), sent to a backend before closing a connection pgmtls opened.
+std::vector<std::uint8_t> terminate_message();
+
+// The one-byte answers to SSLRequest and GSSENCRequest.
+inline constexpr std::uint8_t kSSLAccepted = 'S';
+inline constexpr std::uint8_t kEncryptionRefused = 'N';
+
+}  // namespace pgmtls::protocol

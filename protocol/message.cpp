@@ -1,0 +1,63 @@
+#include "protocol/message.h"
+
+#include <algorithm>
+
+namespace pgmtls::protocol {
+
+Parsed<Message> parse_message(Bytes input, std::size_t max_payload) {
+  if (input.size() < 5) return NeedMore{5 - input.size()};
+  const std::uint32_t length = read_u32(input.data() + 1);
+  if (length < 4) return ParseError{"invalid message length"};
+  if (length - 4 > max_payload) return ParseError{"message too large"};
+  const std::size_t size = std::size_t{length} + 1;
+  if (input.size() < size) return NeedMore{size - input.size()};
+  return Message{static_cast<char>(input[0]), input.subspan(5, length - 4), size};
+}
+
+std::optional<std::uint32_t> authentication_code(const Message& message) {
+  if (message.type != backend_type::kAuthentication || message.payload.size() < 4) {
+    return std::nullopt;
+  }
+  return read_u32(message.payload.data());
+}
+
+std::map<char, std::string> parse_error_fields(Bytes payload) {
+  std::map<char, std::string> fields;
+  std::size_t pos = 0;
+  while (pos < payload.size() && payload[pos] != 0) {
+    const char type = static_cast<char>(payload[pos++]);
+    const auto* begin = payload.data() + pos;
+    const auto* end = payload.data() + payload.size();
+    const auto* stop = std::find(begin, end, std::uint8_t{0});
+    if (stop == end) break;
+    fields[type].assign(reinterpret_cast<const char*>(begin), static_cast<std::size_t>(stop - begin));
+    pos += static_cast<std::size_t>(stop - begin) + 1;
+  }
+  return fields;
+}
+
+std::string authentication_name(std::uint32_t code) {
+  switch (code) {
+    case auth_code::kOk:
+      return "ok";
+    case auth_code::kKerberosV5:
+      return "Kerberos V5";
+    case auth_code::kCleartextPassword:
+      return "cleartext password";
+    case auth_code::kMD5Password:
+      return "MD5 password";
+    case auth_code::kGSS:
+    case auth_code::kGSSContinue:
+      return "GSSAPI";
+    case auth_code::kSSPI:
+      return "SSPI";
+    case auth_code::kSASL:
+    case auth_code::kSASLContinue:
+    case auth_code::kSASLFinal:
+      return "SASL";
+    default:
+      return "unknown method " + std::to_string(code);
+  }
+}
+
+}  // namespace pgmtls::protocol

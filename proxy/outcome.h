@@ -1,0 +1,48 @@
+// How a connection ended: one stable vocabulary of reasons, used by the log line (reason=...),
+// by the SQLSTATE a refused client receives, and by tests.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace pgmtls::proxy {
+
+enum class Result { ok, rejected, error };
+
+std::string_view to_string(Result result);
+
+// Reasons pgmtls itself decides. Certificate verification failures use the names from
+// auth::verify_reason (unknown_ca, revoked, expired, not_yet_valid, bad_purpose, ...).
+namespace reason {
+inline constexpr std::string_view kClientClosed = "client_closed";    // session ended by client
+inline constexpr std::string_view kBackendClosed = "backend_closed";  // session ended by backend
+inline constexpr std::string_view kClientGone = "client_disconnected";  // left during start-up
+inline constexpr std::string_view kSslRequired = "ssl_required";
+inline constexpr std::string_view kProtocolError = "protocol_error";
+inline constexpr std::string_view kCancelIgnored = "cancel_ignored";
+inline constexpr std::string_view kTlsError = "tls_error";
+inline constexpr std::string_view kHandshakeTimeout = "handshake_timeout";
+inline constexpr std::string_view kNoCert = "no_cert";
+inline constexpr std::string_view kNoIdentity = "no_identity";
+inline constexpr std::string_view kMapDenied = "map_denied";
+inline constexpr std::string_view kBackendUnavailable = "backend_unavailable";
+inline constexpr std::string_view kBackendAuthFailed = "backend_auth_failed";
+inline constexpr std::string_view kBackendError = "backend_error";  // backend refused start-up
+inline constexpr std::string_view kBackendProtocolError = "backend_protocol_error";
+inline constexpr std::string_view kServerShutdown = "server_shutdown";
+}  // namespace reason
+
+// SQLSTATEs pgmtls sends (PostgreSQL's errcodes).
+namespace sqlstate {
+inline constexpr std::string_view kInvalidAuthorization = "28000";
+inline constexpr std::string_view kProtocolViolation = "08P01";
+inline constexpr std::string_view kConnectionFailure = "08006";
+}  // namespace sqlstate
+
+struct Outcome {
+  Result result = Result::ok;
+  std::string_view reason;
+  std::string detail;  // for the log only, never sent to the client
+};
+
+}  // namespace pgmtls::proxy

@@ -1,0 +1,568 @@
+#include "proxy/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include "auth/identity.h"
+#include "auth/verify_reason.h"
+#include "protocol/builders.h"
+#include "protocol/initial_packet.h"
+#include "protocol/message.h"
+#include "proxy/logging.h"
+#include "proxy/outcome.h"
+
+namespace pgmtls::proxy {
+
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// During start-up the backend sends a handful of short messages; anything larger is a broken or
+// hostile backend.
+constexpr std::size_t kMaxBackendStartupMessage = 1 << 20;
+constexpr std::size_t kRelayBufferSize = 16 * 1024;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot, std::uint64_t id)
+      : client_(std::move(socket)),
+        backend_(client_.get_executor()),
+        deadline_(client_.get_executor()),
+        snap_(std::move(snapshot)),
+        id_(id),
+        started_(std::chrono::steady_clock::now()) {
+    error_code ec;
+    const auto ep = client_.remote_endpoint(ec);
+    peer_ = ec ? std::string("unknown") : endpoint_text(ep);
+  }
+
+  asio::awaitable<void> run() {
+    arm_deadline();
+    if (co_await negotiate() && co_await read_startup() && authorize() &&
+        co_await connect_backend() && co_await backend_startup()) {
+      deadline_.cancel();
+      co_await relay();
+    }
+    close_sockets();
+    log_outcome();
+  }
+
+ private:
+  static std::string endpoint_text(const tcp::endpoint& ep) {
+    const auto addr = ep.address();
+    return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" +
+           std::to_string(ep.port());
+  }
+
+  // ---- the start-up deadline (TLS handshake + StartupMessage + backend start-up) ----
+
+  void arm_deadline() {
+    deadline_.expires_after(snap_->config.startup_timeout);
+    deadline_.async_wait([weak = weak_from_this()](error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        self->deadline_expired_ = true;
+        error_code ignored;
+        self->client_.cancel(ignored);
+        self->backend_.cancel(ignored);
+      }
+    });
+  }
+
+  // Classifies an I/O error during start-up into the outcome. Returns false for chaining.
+  bool startup_io_failed(const error_code& ec, std::string_view phase) {
+    if (deadline_expired_) {
+      set_outcome(Result::rejected, reason::kHandshakeTimeout,
+                  "startup_timeout expired during " + std::string(phase));
+    } else if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+               ec == asio::ssl::error::stream_truncated) {
+      set_outcome(Result::rejected, reason::kClientGone,
+                  "client disconnected during " + std::string(phase));
+    } else {
+      set_outcome(Result::error, reason::kClientGone,
+                  std::string(phase) + ": " + ec.message());
+    }
+    return false;
+  }
+
+  void set_outcome(Result result, std::string_view why, std::string detail) {
+    outcome_.result = result;
+    outcome_.reason = why;
+    outcome_.detail = std::move(detail);
+  }
+
+  // ---- writing to the client, in plaintext before TLS and encrypted after ----
+
+  asio::awaitable<error_code> write_client(const std::vector<std::uint8_t>& bytes) {
+    error_code ec;
+    if (tls_) {
+      std::tie(ec, std::ignore) = co_await asio::async_write(*tls_, asio::buffer(bytes), use_tuple);
+    } else {
+      std::tie(ec, std::ignore) = co_await asio::async_write(client_, asio::buffer(bytes), use_tuple);
+    }
+    co_return ec;
+  }
+
+  // Sends a FATAL ErrorResponse (best effort) and records why. Returns false for chaining.
+  asio::awaitable<bool> refuse(std::string_view why, std::string_view sqlstate,
+                               const std::string& message, std::string detail,
+                               std::string_view hint = {}) {
+    set_outcome(Result::rejected, why, detail.empty() ? message : std::move(detail));
+    co_await write_client(protocol::error_response(
+        {.severity = "FATAL", .sqlstate = sqlstate, .message = message, .detail = {}, .hint = hint}));
+    co_return false;
+  }
+
+  // ---- phase 1: the initial packets, up to a finished TLS handshake ----
+
+  template <typename Stream>
+  asio::awaitable<std::variant<error_code, protocol::ParseError, protocol::InitialPacket>>
+  read_initial_packet(Stream& stream) {
+    std::array<std::uint8_t, 4> head{};
+    auto [ec, n] = co_await asio::async_read(stream, asio::buffer(head), use_tuple);
+    if (ec) co_return ec;
+    auto parsed = protocol::parse_initial_packet(head);
+    if (auto* err = std::get_if<protocol::ParseError>(&parsed)) co_return *err;
+    const std::size_t more = std::get<protocol::NeedMore>(parsed).bytes;
+    std::vector<std::uint8_t> packet(head.size() + more);
+    std::copy(head.begin(), head.end(), packet.begin());
+    std::tie(ec, n) =
+        co_await asio::async_read(stream, asio::buffer(packet.data() + head.size(), more), use_tuple);
+    if (ec) co_return ec;
+    parsed = protocol::parse_initial_packet(packet);
+    if (auto* err = std::get_if<protocol::ParseError>(&parsed)) co_return *err;
+    co_return std::move(std::get<protocol::InitialPacket>(parsed));
+  }
+
+  asio::awaitable<bool> negotiate() {
+    bool gssenc_answered = false;
+    for (;;) {
+      auto read = co_await read_initial_packet(client_);
+      if (auto* ec = std::get_if<error_code>(&read)) {
+        co_return startup_io_failed(*ec, "the initial packet");
+      }
+      if (auto* err = std::get_if<protocol::ParseError>(&read)) {
+        co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
+                                  err->message, {});
+      }
+      auto& packet = std::get<protocol::InitialPacket>(read);
+      switch (packet.kind) {
+        case protocol::InitialPacketKind::GSSENCRequest: {
+          if (gssenc_answered) {
+            co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
+                                      "GSSENCRequest sent twice", {});
+          }
+          gssenc_answered = true;
+          auto [ec, n] = co_await asio::async_write(
+              client_, asio::buffer(&protocol::kEncryptionRefused, 1), use_tuple);
+          if (ec) co_return startup_io_failed(ec, "GSSENCRequest");
+          continue;
+        }
+        case protocol::InitialPacketKind::CancelRequest:
+          // Cancel forwarding arrives with the cancel table; until then, drop it as PostgreSQL
+          // drops a request for an unknown key.
+          set_outcome(Result::ok, reason::kCancelIgnored, "CancelRequest is not supported yet");
+          co_return false;
+        case protocol::InitialPacketKind::StartupMessage:
+          startup_ = std::move(packet.startup);
+          co_return co_await refuse(
+              reason::kSslRequired, sqlstate::kInvalidAuthorization,
+              "SSL connection is required",
+              "plaintext StartupMessage for user \"" + startup_.user() + "\"",
+              "Connect with sslmode=verify-full and a client certificate.");
+        case protocol::InitialPacketKind::SSLRequest:
+          co_return co_await tls_handshake();
+      }
+    }
+  }
+
+  asio::awaitable<bool> tls_handshake() {
+    // Bytes already waiting after the SSLRequest were sent before our answer, so they cannot be
+    // a TLS ClientHello the client chose to send: refuse rather than let anything read them as
+    // part of the handshake (CVE-2021-23214).
+    error_code ec;
+    if (client_.available(ec) > 0) {
+      co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
+                                "received unencrypted data after SSL request",
+                                "received unencrypted data after SSL request");
+    }
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(client_, asio::buffer(&protocol::kSSLAccepted, 1), use_tuple);
+    if (ec) co_return startup_io_failed(ec, "SSLRequest");
+
+    tls_.emplace(client_, *snap_->client_tls);
+    std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
+    if (!ec) co_return true;
+
+    const long verify = SSL_get_verify_result(tls_->native_handle());
+    tls_.reset();  // a failed handshake leaves nothing to say over TLS
+    if (deadline_expired_) co_return startup_io_failed(ec, "the TLS handshake");
+    if (verify != X509_V_OK) {
+      set_outcome(Result::rejected, auth::verify_reason(verify),
+                  std::string("client certificate rejected: ") +
+                      X509_verify_cert_error_string(verify));
+      co_return false;
+    }
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      co_return startup_io_failed(ec, "the TLS handshake");
+    }
+    set_outcome(Result::rejected, reason::kTlsError, "TLS handshake failed: " + ec.message());
+    co_return false;
+  }
+
+  // ---- phase 2: the StartupMessage inside TLS ----
+
+  asio::awaitable<bool> read_startup() {
+    for (;;) {
+      auto read = co_await read_initial_packet(*tls_);
+      if (auto* ec = std::get_if<error_code>(&read)) {
+        co_return startup_io_failed(*ec, "the StartupMessage");
+      }
+      if (auto* err = std::get_if<protocol::ParseError>(&read)) {
+        co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
+                                  err->message, {});
+      }
+      auto& packet = std::get<protocol::InitialPacket>(read);
+      if (packet.kind == protocol::InitialPacketKind::CancelRequest) {
+        set_outcome(Result::ok, reason::kCancelIgnored, "CancelRequest is not supported yet");
+        co_return false;
+      }
+      if (packet.kind != protocol::InitialPacketKind::StartupMessage) {
+        co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
+                                  "unexpected " + std::string(protocol::to_string(packet.kind)) +
+                                      " inside an encrypted connection",
+                                  {});
+      }
+      startup_ = std::move(packet.startup);
+      break;
+    }
+    // A client asking for a newer minor version or protocol options learns what 3.0 supports.
+    auto options = startup_.protocol_options();
+    if (startup_.minor_version > 0 || !options.empty()) {
+      if (auto ec = co_await write_client(protocol::negotiate_protocol_version(0, options))) {
+        co_return startup_io_failed(ec, "NegotiateProtocolVersion");
+      }
+    }
+    co_return true;
+  }
+
+  // ---- phase 3: certificate identity and the ident map ----
+
+  bool authorize() {
+    // Decisions are made here; the refusal is written by the caller's next step (see below).
+    X509* cert = SSL_get0_peer_certificate(tls_->native_handle());
+    if (cert == nullptr) {
+      pending_refusal_ = {reason::kNoCert, "connection requires a valid client certificate",
+                          "the client sent no certificate"};
+      return true;
+    }
+    std::string error;
+    identity_ = auth::extract_identity(cert, error);
+    if (!identity_ || identity_->cn.empty()) {
+      pending_refusal_ = {reason::kNoIdentity,
+                          "certificate authentication failed for user \"" + startup_.user() +
+                              "\": client certificate contains no user name",
+                          error.empty() ? "the certificate has no common name" : error};
+      return true;
+    }
+    const std::string& role = startup_.user();
+    const std::string& identity = identity_->cn;
+    const auto& cfg = snap_->config;
+    bool allowed = false;
+    if (cfg.map.empty()) {
+      allowed = identity == role;
+    } else {
+      allowed = snap_->maps.check(cfg.map, identity, role).allowed;
+    }
+    if (!allowed) {
+      pending_refusal_ = {
+          reason::kMapDenied, "certificate authentication failed for user \"" + role + "\"",
+          cfg.map.empty() ? "provided user name (" + role + ") and authenticated user name (" +
+                                identity + ") do not match"
+                          : "no line of map \"" + cfg.map + "\" admits identity \"" + identity +
+                                "\" as role \"" + role + "\""};
+    }
+    return true;
+  }
+
+  struct Refusal {
+    std::string_view why;
+    std::string message;
+    std::string detail;
+  };
+  std::optional<Refusal> pending_refusal_;
+
+  // ---- phase 4: the backend ----
+
+  asio::awaitable<bool> connect_backend() {
+    if (pending_refusal_) {
+      co_return co_await refuse(pending_refusal_->why, sqlstate::kInvalidAuthorization,
+                                pending_refusal_->message, std::move(pending_refusal_->detail));
+    }
+    using namespace asio::experimental::awaitable_operators;
+    const auto& backend = snap_->config.backend;
+    backend_name_ = backend.host + ":" + std::to_string(backend.port);
+
+    std::vector<tcp::endpoint> endpoints;
+    error_code ec;
+    const auto address = asio::ip::make_address(backend.host, ec);
+    if (!ec) {
+      endpoints.emplace_back(address, backend.port);
+    } else {
+      tcp::resolver resolver(client_.get_executor());
+      auto [rec, results] =
+          co_await resolver.async_resolve(backend.host, std::to_string(backend.port), use_tuple);
+      if (rec) {
+        co_return co_await backend_unavailable("cannot resolve " + backend.host + ": " +
+                                               rec.message());
+      }
+      for (const auto& r : results) endpoints.push_back(r.endpoint());
+    }
+
+    asio::steady_timer timer(client_.get_executor(), backend.connect_timeout);
+    auto result = co_await (asio::async_connect(backend_, endpoints, use_tuple) ||
+                            timer.async_wait(use_tuple));
+    if (result.index() == 1) {
+      if (deadline_expired_) co_return startup_io_failed({}, "the backend connection");
+      co_return co_await backend_unavailable(
+          "connect to " + backend_name_ + " timed out after " +
+          std::to_string(backend.connect_timeout.count()) + " ms");
+    }
+    std::tie(ec, std::ignore) = std::get<0>(result);
+    if (ec) {
+      if (deadline_expired_) co_return startup_io_failed(ec, "the backend connection");
+      co_return co_await backend_unavailable("connect to " + backend_name_ + ": " + ec.message());
+    }
+    backend_.set_option(tcp::no_delay(true), ec);
+    co_return true;
+  }
+
+  asio::awaitable<bool> backend_unavailable(std::string detail) {
+    outcome_.result = Result::error;
+    co_await refuse(reason::kBackendUnavailable, sqlstate::kConnectionFailure,
+                    "could not connect to the database server", std::move(detail));
+    outcome_.result = Result::error;
+    co_return false;
+  }
+
+  // Sends our StartupMessage and forwards the backend's answer up to ReadyForQuery.
+  asio::awaitable<bool> backend_startup() {
+    std::vector<std::pair<std::string, std::string>> params;
+    params.reserve(startup_.parameters.size() + 1);
+    params.emplace_back("user", startup_.user());
+    params.emplace_back("database", startup_.database());
+    for (const auto& [name, value] : startup_.parameters) {
+      if (name == "user" || name == "database" || name.starts_with("_pq_.")) continue;
+      params.emplace_back(name, value);
+    }
+    auto [ec, n] =
+        co_await asio::async_write(backend_, asio::buffer(protocol::startup_message(params)), use_tuple);
+    if (ec) co_return co_await backend_unavailable("sending StartupMessage: " + ec.message());
+
+    std::vector<std::uint8_t> to_client;
+    std::size_t parsed_upto = 0;
+    for (;;) {
+      auto parsed = protocol::parse_message(
+          protocol::Bytes(backend_buf_).subspan(parsed_upto), kMaxBackendStartupMessage);
+      if (auto* err = std::get_if<protocol::ParseError>(&parsed)) {
+        co_return co_await backend_protocol_error(err->message);
+      }
+      if (auto* need = std::get_if<protocol::NeedMore>(&parsed)) {
+        backend_buf_.erase(backend_buf_.begin(), backend_buf_.begin() + parsed_upto);
+        parsed_upto = 0;
+        const std::size_t have = backend_buf_.size();
+        backend_buf_.resize(have + std::max(need->bytes, kRelayBufferSize));
+        std::tie(ec, n) = co_await backend_.async_read_some(
+            asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have), use_tuple);
+        backend_buf_.resize(have + (ec ? 0 : n));
+        if (ec) {
+          if (deadline_expired_) co_return startup_io_failed(ec, "the backend start-up");
+          co_return co_await backend_unavailable("backend closed during start-up: " + ec.message());
+        }
+        continue;
+      }
+      const auto msg = std::get<protocol::Message>(parsed);
+      const auto* raw = backend_buf_.data() + parsed_upto;
+      parsed_upto += msg.size;
+      switch (msg.type) {
+        case protocol::backend_type::kAuthentication: {
+          const auto code = protocol::authentication_code(msg);
+          if (!code) co_return co_await backend_protocol_error("short Authentication message");
+          if (*code != protocol::auth_code::kOk) {
+            outcome_.result = Result::error;
+            co_return co_await refuse(
+                reason::kBackendAuthFailed, sqlstate::kInvalidAuthorization,
+                "pgmtls cannot authenticate to the database server",
+                "the backend asked for " + protocol::authentication_name(*code) +
+                    " authentication; this version of pgmtls supports only backends that trust it");
+          }
+          to_client.insert(to_client.end(), raw, raw + msg.size);
+          break;
+        }
+        case protocol::backend_type::kErrorResponse: {
+          // The backend's own refusal (unknown database, too many connections, ...) goes to the
+          // client verbatim, so it reads exactly what PostgreSQL said.
+          to_client.insert(to_client.end(), raw, raw + msg.size);
+          auto fields = protocol::parse_error_fields(msg.payload);
+          set_outcome(Result::rejected, reason::kBackendError,
+                      "backend refused: " + fields['C'] + " " + fields['M']);
+          co_await write_client(to_client);
+          co_return false;
+        }
+        case protocol::backend_type::kParameterStatus:
+        case protocol::backend_type::kBackendKeyData:
+        case protocol::backend_type::kNoticeResponse:
+        case protocol::backend_type::kNegotiateProtocolVersion:
+          to_client.insert(to_client.end(), raw, raw + msg.size);
+          break;
+        case protocol::backend_type::kReadyForQuery: {
+          to_client.insert(to_client.end(), raw, raw + msg.size);
+          // Anything after ReadyForQuery belongs to the session; relay it as is.
+          to_client.insert(to_client.end(), backend_buf_.begin() + parsed_upto, backend_buf_.end());
+          backend_buf_.clear();
+          backend_buf_.shrink_to_fit();
+          if (auto wec = co_await write_client(to_client)) {
+            co_return startup_io_failed(wec, "forwarding the backend's start-up");
+          }
+          bytes_to_client_ += to_client.size();
+          co_return true;
+        }
+        default:
+          co_return co_await backend_protocol_error(
+              std::string("unexpected message type '") + msg.type + "' during start-up");
+      }
+    }
+  }
+
+  asio::awaitable<bool> backend_protocol_error(const std::string& what) {
+    co_await refuse(reason::kBackendProtocolError, sqlstate::kConnectionFailure,
+                    "invalid response from the database server", "backend: " + what);
+    outcome_.result = Result::error;
+    co_return false;
+  }
+
+  // ---- phase 5: relay until either side closes ----
+
+  asio::awaitable<void> relay() {
+    using namespace asio::experimental::awaitable_operators;
+    set_outcome(Result::ok, reason::kClientClosed, {});
+    // Whichever direction ends first closes both sockets, which ends the other at once.
+    co_await (client_to_backend() && backend_to_client());
+  }
+
+  asio::awaitable<void> client_to_backend() {
+    std::vector<std::uint8_t> buf(kRelayBufferSize);
+    for (;;) {
+      auto [ec, n] = co_await tls_->async_read_some(asio::buffer(buf), use_tuple);
+      if (ec) break;
+      bytes_from_client_ += n;
+      std::tie(ec, n) = co_await asio::async_write(backend_, asio::buffer(buf.data(), n), use_tuple);
+      if (ec) break;
+    }
+    end_relay(reason::kClientClosed);
+  }
+
+  asio::awaitable<void> backend_to_client() {
+    std::vector<std::uint8_t> buf(kRelayBufferSize);
+    for (;;) {
+      auto [ec, n] = co_await backend_.async_read_some(asio::buffer(buf), use_tuple);
+      if (ec) break;
+      std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(buf.data(), n), use_tuple);
+      if (ec) break;
+      bytes_to_client_ += n;
+    }
+    end_relay(reason::kBackendClosed);
+  }
+
+  void end_relay(std::string_view side) {
+    if (!relay_ended_) {
+      relay_ended_ = true;
+      outcome_.reason = side;
+      close_sockets();
+    }
+  }
+
+  void close_sockets() {
+    error_code ignored;
+    client_.shutdown(tcp::socket::shutdown_both, ignored);
+    client_.close(ignored);
+    backend_.close(ignored);
+    deadline_.cancel();
+  }
+
+  void log_outcome() {
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - started_)
+                             .count();
+    const auto level = outcome_.result == Result::ok
+                           ? spdlog::level::info
+                           : (outcome_.result == Result::rejected ? spdlog::level::warn
+                                                                  : spdlog::level::err);
+    spdlog::log(level,
+                "connection id={} peer={} result={} reason={} subject={} serial={} user={} "
+                "database={} backend={} duration_ms={} bytes_in={} bytes_out={} detail={}",
+                id_, peer_, to_string(outcome_.result), outcome_.reason,
+                log_value(identity_ ? identity_->subject_dn : ""),
+                log_value(identity_ ? identity_->serial : ""), log_value(startup_.user()),
+                log_value(startup_.parameters.empty() ? "" : startup_.database()),
+                log_value(backend_name_), elapsed, bytes_from_client_, bytes_to_client_,
+                log_value(outcome_.detail));
+  }
+
+  tcp::socket client_;
+  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
+  tcp::socket backend_;
+  asio::steady_timer deadline_;
+  bool deadline_expired_ = false;
+  bool relay_ended_ = false;
+  std::shared_ptr<const Snapshot> snap_;
+  std::uint64_t id_;
+  std::chrono::steady_clock::time_point started_;
+  std::string peer_;
+  std::string backend_name_;
+  protocol::StartupMessage startup_;
+  std::optional<auth::CertificateIdentity> identity_;
+  std::vector<std::uint8_t> backend_buf_;
+  Outcome outcome_{Result::error, reason::kClientGone, {}};
+  std::uint64_t bytes_from_client_ = 0;
+  std::uint64_t bytes_to_client_ = 0;
+};
+
+}  // namespace
+
+void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot,
+                   std::uint64_t session_id) {
+  error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  auto executor = socket.get_executor();
+  auto session = std::make_shared<Session>(std::move(socket), std::move(snapshot), session_id);
+  asio::co_spawn(
+      executor, [session]() -> asio::awaitable<void> { co_await session->run(); },
+      [](std::exception_ptr error) {
+        if (!error) return;
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          spdlog::error("session ended by an unexpected exception: {}", e.what());
+        }
+      });
+}
+
+}  // namespace pgmtls::proxy

@@ -1,0 +1,27 @@
+// One immutable view of the configuration and everything built from it (TLS context, ident maps).
+// Sessions hold the snapshot they started with; a reload builds a new one and swaps it in whole.
+#pragma once
+
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+
+#include "auth/ident_map.h"
+#include "auth/tls_context.h"
+#include "config/config.h"
+
+namespace pgmtls::proxy {
+
+struct Snapshot {
+  config::Config config;
+  // The SSL_CTX is shared by all sessions; OpenSSL makes concurrent use safe. Asio wants a
+  // non-const reference to it, hence the pointer.
+  std::unique_ptr<boost::asio::ssl::context> client_tls;
+  int crl_count = 0;
+  std::string server_subject;
+  auth::IdentMaps maps;
+};
+
+// Builds a snapshot, or reports every error (file:line: reason) and returns null.
+std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagnostics& errors);
+
+}  // namespace pgmtls::proxy

@@ -44,7 +44,9 @@ std::variant<IdentMaps, config::Diagnostics> IdentMaps::compile(
   return maps;
 }
 
-bool IdentMaps::has_map(std::string_view map) const { return maps_.find(map) != maps_.end(); }
+bool IdentMaps::has_map(std::string_view map) const {
+  return maps_.find(map) != maps_.end();
+}
 
 IdentMaps::Decision IdentMaps::check(std::string_view map, std::string_view identity,
                                      std::string_view role) const {

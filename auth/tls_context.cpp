@@ -114,8 +114,7 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
   }
 
   // Server certificate chain and key.
-  const bool have_cert =
-      SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.path.c_str()) == 1;
+  const bool have_cert = SSL_CTX_use_certificate_chain_file(ctx, tls.cert_file.path.c_str()) == 1;
   if (!have_cert) {
     fail(tls.cert_file.where, "cannot load certificate chain from \"" + tls.cert_file.path +
                                   "\": " + openssl_error_text());
@@ -145,8 +144,8 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
 
   // Trusted CAs for client certificates; their names also go into the CertificateRequest.
   if (SSL_CTX_load_verify_locations(ctx, tls.ca_file.path.c_str(), nullptr) != 1) {
-    fail(tls.ca_file.where, "cannot load CA certificates from \"" + tls.ca_file.path +
-                                "\": " + openssl_error_text());
+    fail(tls.ca_file.where,
+         "cannot load CA certificates from \"" + tls.ca_file.path + "\": " + openssl_error_text());
   } else if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.ca_file.path.c_str())) {
     SSL_CTX_set_client_CA_list(ctx, names);
   } else {

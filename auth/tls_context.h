@@ -12,7 +12,7 @@ namespace pgmtls::auth {
 
 struct ServerTlsContext {
   SslCtxPtr ctx;
-  int crl_count = 0;        // CRLs loaded from crl_file and crl_dir
+  int crl_count = 0;           // CRLs loaded from crl_file and crl_dir
   std::string server_subject;  // the server certificate's subject, for the start-up log
   std::time_t server_not_after = 0;
 };

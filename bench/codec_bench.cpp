@@ -25,8 +25,11 @@ BENCHMARK(BM_ParseStartupMessage);
 
 void BM_BuildErrorResponse(benchmark::State& state) {
   for (auto _ : state) {
-    auto bytes = error_response({.severity = "FATAL", .sqlstate = "28000",
-                                 .message = "certificate authentication failed for user \"x\"", .detail = {}, .hint = {}});
+    auto bytes = error_response({.severity = "FATAL",
+                                 .sqlstate = "28000",
+                                 .message = "certificate authentication failed for user \"x\"",
+                                 .detail = {},
+                                 .hint = {}});
     benchmark::DoNotOptimize(bytes);
   }
 }

@@ -58,7 +58,8 @@ class Loader {
                              [&](const auto& h) { return h.first == key; });
       if (it == handlers.end()) {
         std::string known;
-        for (const auto& h : handlers) known += (known.empty() ? "" : ", ") + std::string(h.first);
+        for (const auto& h : handlers)
+          known += (known.empty() ? "" : ", ") + std::string(h.first);
         error(entry.first, "unknown key \"" + full + "\" (expected one of: " + known + ")");
         continue;
       }
@@ -99,7 +100,8 @@ class Loader {
     if (!v) return;
     auto d = parse_duration(*v);
     if (!d || d->count() <= 0) {
-      error(node, key + " must be a positive duration such as 10s, 500ms or 2m, not \"" + *v + "\"");
+      error(node,
+            key + " must be a positive duration such as 10s, 500ms or 2m, not \"" + *v + "\"");
       return;
     }
     out = *d;
@@ -144,8 +146,8 @@ class Loader {
     bool has_listen = false;
     bool has_tls = false;
     bool has_backends = false;
-    YAML::Node ident_file_node;
-    YAML::Node maps_node;
+    std::optional<YAML::Node> ident_file_node;
+    std::optional<YAML::Node> maps_node;
     walk(root, "",
          {
              {"listen",
@@ -162,7 +164,8 @@ class Loader {
                 cfg.listen = *addr;
                 cfg.listen.where = loc(n);
               }},
-             {"workers", [&](const YAML::Node& n) { integer(n, "workers", 0u, 1024u, cfg.workers); }},
+             {"workers",
+              [&](const YAML::Node& n) { integer(n, "workers", 0u, 1024u, cfg.workers); }},
              {"startup_timeout",
               [&](const YAML::Node& n) { duration(n, "startup_timeout", cfg.startup_timeout); }},
              {"tls",
@@ -192,15 +195,15 @@ class Loader {
 
     const std::size_t errors_before_maps = errors_.size();
     if (ident_file_node && maps_node) {
-      error(maps_node, "give either ident_file or maps, not both");
+      error(*maps_node, "give either ident_file or maps, not both");
     } else if (ident_file_node) {
       PathSetting file;
-      path(ident_file_node, "ident_file", file);
+      path(*ident_file_node, "ident_file", file);
       if (!file.empty() && errors_.size() == errors_before_maps) {
-        cfg.ident_lines = load_ident_file(file.path, loc(ident_file_node), errors_);
+        cfg.ident_lines = load_ident_file(file.path, loc(*ident_file_node), errors_);
       }
     } else if (maps_node) {
-      load_maps(maps_node, cfg.ident_lines);
+      load_maps(*maps_node, cfg.ident_lines);
     }
     if (!cfg.map.empty() && errors_.size() == errors_before_maps) {
       const bool defined = std::any_of(cfg.ident_lines.begin(), cfg.ident_lines.end(),
@@ -307,8 +310,9 @@ class Loader {
 
   void load_backends(const YAML::Node& node, BackendConfig& backend) {
     if (!node.IsMap() || node.size() != 1) {
-      error(node, "backends must be a mapping with exactly one backend (routing between several "
-                  "backends is not supported yet)");
+      error(node,
+            "backends must be a mapping with exactly one backend (routing between several "
+            "backends is not supported yet)");
       return;
     }
     const auto entry = *node.begin();
@@ -351,9 +355,10 @@ class Loader {
                           if (!v) return;
                           if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *v) ==
                               std::end(kLogLevels)) {
-                            error(n, "log.level must be one of trace, debug, info, warn, error, "
-                                     "critical, off; not \"" +
-                                         *v + "\"");
+                            error(n,
+                                  "log.level must be one of trace, debug, info, warn, error, "
+                                  "critical, off; not \"" +
+                                      *v + "\"");
                             return;
                           }
                           log.level = *v;
@@ -370,7 +375,8 @@ class Loader {
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
   if (digits == 0 || digits > 9) return std::nullopt;
   long long value = 0;
   std::from_chars(text.data(), text.data() + digits, value);
@@ -457,7 +463,8 @@ LoadResult load_config_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     LoadResult result;
-    result.errors.push_back({{path, 0, 0}, std::string("cannot read config: ") + std::strerror(errno)});
+    result.errors.push_back(
+        {{path, 0, 0}, std::string("cannot read config: ") + std::strerror(errno)});
     return result;
   }
   std::ostringstream buf;

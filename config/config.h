@@ -24,7 +24,7 @@ struct PathSetting {
 };
 
 struct ListenAddress {
-  std::string host;  // an IP literal (v4 or v6, without brackets)
+  std::string host;        // an IP literal (v4 or v6, without brackets)
   std::uint16_t port = 0;  // 0: the kernel picks a free port, the log says which
   Location where;
 };
@@ -32,9 +32,9 @@ struct ListenAddress {
 struct TlsConfig {
   PathSetting cert_file;  // server certificate, then any intermediates (PEM)
   PathSetting key_file;
-  PathSetting ca_file;    // roots and intermediates trusted for client certificates
-  PathSetting crl_file;   // optional
-  PathSetting crl_dir;    // optional: every regular file in it is read as PEM CRLs
+  PathSetting ca_file;   // roots and intermediates trusted for client certificates
+  PathSetting crl_file;  // optional
+  PathSetting crl_dir;   // optional: every regular file in it is read as PEM CRLs
   std::string min_protocol_version = "TLSv1.2";
   std::string max_protocol_version;  // empty: the newest OpenSSL supports
   std::string ciphers;               // TLS 1.2 cipher list, OpenSSL syntax; empty: a strong default

@@ -11,6 +11,8 @@ std::string Location::str() const {
   return out;
 }
 
-std::string Diagnostic::str() const { return where.str() + ": " + message; }
+std::string Diagnostic::str() const {
+  return where.str() + ": " + message;
+}
 
 }  // namespace pgmtls::config

@@ -89,8 +89,8 @@ std::vector<IdentLine> parse_ident_text(std::string_view text, const std::string
                         "PG-USERNAME), found " +
                             std::to_string(tokens.size())});
     } else {
-      lines.push_back({tokens[0].text, tokens[1].text, tokens[2].text,
-                       {file, line_no, tokens[0].column}});
+      lines.push_back(
+          {tokens[0].text, tokens[1].text, tokens[2].text, {file, line_no, tokens[0].column}});
     }
     if (end == text.size()) break;
   }
@@ -101,8 +101,8 @@ std::vector<IdentLine> load_ident_file(const std::string& path, const Location& 
                                        Diagnostics& errors) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    errors.push_back({referenced_from, "cannot read ident_file \"" + path +
-                                           "\": " + std::strerror(errno)});
+    errors.push_back(
+        {referenced_from, "cannot read ident_file \"" + path + "\": " + std::strerror(errno)});
     return {};
   }
   std::ostringstream buf;

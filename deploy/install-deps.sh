@@ -8,8 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(
-  # toolchain
-  build-essential cmake ninja-build pkg-config clang-format git ca-certificates
+  # toolchain (clang: GCC 12 miscompiles the coroutines, see CMakeLists.txt)
+  build-essential clang cmake ninja-build pkg-config clang-format git ca-certificates
   # libraries (the chosen stack)
   libboost1.81-dev libssl-dev openssl libyaml-cpp-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev

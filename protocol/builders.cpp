@@ -13,7 +13,8 @@ class Writer {
   }
   void u8(std::uint8_t v) { out_.push_back(v); }
   void u32(std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out_.push_back(static_cast<std::uint8_t>(v >> shift));
   }
   void cstring(std::string_view s) {
     out_.insert(out_.end(), s.begin(), s.end());
@@ -21,7 +22,8 @@ class Writer {
   }
   std::vector<std::uint8_t> finish() && {
     const auto length = static_cast<std::uint32_t>(out_.size() - length_at_);
-    for (int i = 0; i < 4; ++i) out_[length_at_ + i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
+    for (int i = 0; i < 4; ++i)
+      out_[length_at_ + i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
     return std::move(out_);
   }
 
@@ -76,10 +78,13 @@ std::vector<std::uint8_t> negotiate_protocol_version(std::uint32_t newest_minor,
   Writer w('v');
   w.u32(newest_minor);
   w.u32(static_cast<std::uint32_t>(unrecognized.size()));
-  for (const auto& name : unrecognized) w.cstring(without_nul(name));
+  for (const auto& name : unrecognized)
+    w.cstring(without_nul(name));
   return std::move(w).finish();
 }
 
-std::vector<std::uint8_t> terminate_message() { return std::move(Writer('X')).finish(); }
+std::vector<std::uint8_t> terminate_message() {
+  return std::move(Writer('X')).finish();
+}
 
 }  // namespace pgmtls::protocol

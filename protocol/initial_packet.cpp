@@ -6,7 +6,9 @@ namespace pgmtls::protocol {
 
 namespace {
 
-ParseError error(std::string message) { return ParseError{std::move(message)}; }
+ParseError error(std::string message) {
+  return ParseError{std::move(message)};
+}
 
 Parsed<StartupMessage> parse_startup_body(std::uint32_t version, Bytes body) {
   StartupMessage msg;

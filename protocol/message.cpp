@@ -30,7 +30,8 @@ std::map<char, std::string> parse_error_fields(Bytes payload) {
     const auto* end = payload.data() + payload.size();
     const auto* stop = std::find(begin, end, std::uint8_t{0});
     if (stop == end) break;
-    fields[type].assign(reinterpret_cast<const char*>(begin), static_cast<std::size_t>(stop - begin));
+    fields[type].assign(reinterpret_cast<const char*>(begin),
+                        static_cast<std::size_t>(stop - begin));
     pos += static_cast<std::size_t>(stop - begin) + 1;
   }
   return fields;

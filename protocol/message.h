@@ -37,8 +37,8 @@ inline constexpr std::uint32_t kSASLFinal = 12;
 
 struct Message {
   char type = 0;
-  Bytes payload;          // the bytes after the length field
-  std::size_t size = 0;   // 1 + length: bytes the message occupies in the stream
+  Bytes payload;         // the bytes after the length field
+  std::size_t size = 0;  // 1 + length: bytes the message occupies in the stream
 };
 
 // Parses one message from the start of `input`. A length below 4 or a payload above

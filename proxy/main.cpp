@@ -25,7 +25,8 @@ constexpr const char* kUsage =
     "       pgmtls --version\n";
 
 void print_errors(const config::Diagnostics& errors) {
-  for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.str().c_str());
+  for (const auto& e : errors)
+    std::fprintf(stderr, "%s\n", e.str().c_str());
 }
 
 // Loads the config and builds a snapshot from it; prints every problem and returns null on error.
@@ -54,9 +55,9 @@ int check(const std::string& path) {
                                : (std::to_string(cfg.workers) + " workers").c_str());
   std::printf("  server cert       %s\n", snap->server_subject.c_str());
   std::printf("  client CAs        %s, %d CRL(s)\n", cfg.tls.ca_file.path.c_str(), snap->crl_count);
-  std::printf("  identity          %s, %s\n", cfg.identity_source.c_str(),
-              cfg.map.empty() ? "must equal the requested role"
-                              : ("map \"" + cfg.map + "\"").c_str());
+  std::printf(
+      "  identity          %s, %s\n", cfg.identity_source.c_str(),
+      cfg.map.empty() ? "must equal the requested role" : ("map \"" + cfg.map + "\"").c_str());
   std::printf("  map lines         %zu\n", cfg.ident_lines.size());
   std::printf("  backend           %s:%u (plain TCP)\n", cfg.backend.host.c_str(),
               cfg.backend.port);
@@ -83,7 +84,8 @@ int run(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
+  if (argc == 2 &&
+      (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
     std::printf("pgmtls %s\n", PGMTLS_VERSION);
     return 0;
   }

@@ -14,8 +14,8 @@ std::string_view to_string(Result result);
 // Reasons pgmtls itself decides. Certificate verification failures use the names from
 // auth::verify_reason (unknown_ca, revoked, expired, not_yet_valid, bad_purpose, ...).
 namespace reason {
-inline constexpr std::string_view kClientClosed = "client_closed";    // session ended by client
-inline constexpr std::string_view kBackendClosed = "backend_closed";  // session ended by backend
+inline constexpr std::string_view kClientClosed = "client_closed";      // session ended by client
+inline constexpr std::string_view kBackendClosed = "backend_closed";    // session ended by backend
 inline constexpr std::string_view kClientGone = "client_disconnected";  // left during start-up
 inline constexpr std::string_view kSslRequired = "ssl_required";
 inline constexpr std::string_view kProtocolError = "protocol_error";

@@ -36,7 +36,8 @@ Server::Server(std::shared_ptr<const Snapshot> snapshot) : snapshot_(std::move(s
 }
 
 Server::~Server() {
-  for (auto& w : workers_) w->io.stop();
+  for (auto& w : workers_)
+    w->io.stop();
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
@@ -146,7 +147,8 @@ int Server::run() {
   }
   while (!stopping && signals_io.run_one() > 0) {
   }
-  for (auto& w : workers_) w->thread.join();
+  for (auto& w : workers_)
+    w->thread.join();
   spdlog::info("stopped");
   return 0;
 }

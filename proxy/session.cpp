@@ -55,8 +55,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::awaitable<void> run() {
     arm_deadline();
-    if (co_await negotiate() && co_await read_startup() && authorize() &&
-        co_await connect_backend() && co_await backend_startup()) {
+    if (co_await startup()) {
       deadline_.cancel();
       co_await relay();
     }
@@ -69,6 +68,16 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto addr = ep.address();
     return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" +
            std::to_string(ep.port());
+  }
+
+  // The phases up to a backend ready for queries; false once the outcome is decided. (Sequential
+  // statements rather than one && chain: GCC 12 miscompiles co_await inside short-circuits.)
+  asio::awaitable<bool> startup() {
+    if (!co_await negotiate()) co_return false;
+    if (!co_await read_startup()) co_return false;
+    authorize();
+    if (!co_await connect_backend()) co_return false;
+    co_return co_await backend_startup();
   }
 
   // ---- the start-up deadline (TLS handshake + StartupMessage + backend start-up) ----
@@ -96,8 +105,7 @@ class Session : public std::enable_shared_from_this<Session> {
       set_outcome(Result::rejected, reason::kClientGone,
                   "client disconnected during " + std::string(phase));
     } else {
-      set_outcome(Result::error, reason::kClientGone,
-                  std::string(phase) + ": " + ec.message());
+      set_outcome(Result::error, reason::kClientGone, std::string(phase) + ": " + ec.message());
     }
     return false;
   }
@@ -115,7 +123,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (tls_) {
       std::tie(ec, std::ignore) = co_await asio::async_write(*tls_, asio::buffer(bytes), use_tuple);
     } else {
-      std::tie(ec, std::ignore) = co_await asio::async_write(client_, asio::buffer(bytes), use_tuple);
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(client_, asio::buffer(bytes), use_tuple);
     }
     co_return ec;
   }
@@ -125,8 +134,11 @@ class Session : public std::enable_shared_from_this<Session> {
                                const std::string& message, std::string detail,
                                std::string_view hint = {}) {
     set_outcome(Result::rejected, why, detail.empty() ? message : std::move(detail));
-    co_await write_client(protocol::error_response(
-        {.severity = "FATAL", .sqlstate = sqlstate, .message = message, .detail = {}, .hint = hint}));
+    co_await write_client(protocol::error_response({.severity = "FATAL",
+                                                    .sqlstate = sqlstate,
+                                                    .message = message,
+                                                    .detail = {},
+                                                    .hint = hint}));
     co_return false;
   }
 
@@ -143,8 +155,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const std::size_t more = std::get<protocol::NeedMore>(parsed).bytes;
     std::vector<std::uint8_t> packet(head.size() + more);
     std::copy(head.begin(), head.end(), packet.begin());
-    std::tie(ec, n) =
-        co_await asio::async_read(stream, asio::buffer(packet.data() + head.size(), more), use_tuple);
+    std::tie(ec, n) = co_await asio::async_read(
+        stream, asio::buffer(packet.data() + head.size(), more), use_tuple);
     if (ec) co_return ec;
     parsed = protocol::parse_initial_packet(packet);
     if (auto* err = std::get_if<protocol::ParseError>(&parsed)) co_return *err;
@@ -182,11 +194,10 @@ class Session : public std::enable_shared_from_this<Session> {
           co_return false;
         case protocol::InitialPacketKind::StartupMessage:
           startup_ = std::move(packet.startup);
-          co_return co_await refuse(
-              reason::kSslRequired, sqlstate::kInvalidAuthorization,
-              "SSL connection is required",
-              "plaintext StartupMessage for user \"" + startup_.user() + "\"",
-              "Connect with sslmode=verify-full and a client certificate.");
+          co_return co_await refuse(reason::kSslRequired, sqlstate::kInvalidAuthorization,
+                                    "SSL connection is required",
+                                    "plaintext StartupMessage for user \"" + startup_.user() + "\"",
+                                    "Connect with sslmode=verify-full and a client certificate.");
         case protocol::InitialPacketKind::SSLRequest:
           co_return co_await tls_handshake();
       }
@@ -215,9 +226,9 @@ class Session : public std::enable_shared_from_this<Session> {
     tls_.reset();  // a failed handshake leaves nothing to say over TLS
     if (deadline_expired_) co_return startup_io_failed(ec, "the TLS handshake");
     if (verify != X509_V_OK) {
-      set_outcome(Result::rejected, auth::verify_reason(verify),
-                  std::string("client certificate rejected: ") +
-                      X509_verify_cert_error_string(verify));
+      set_outcome(
+          Result::rejected, auth::verify_reason(verify),
+          std::string("client certificate rejected: ") + X509_verify_cert_error_string(verify));
       co_return false;
     }
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
@@ -333,7 +344,8 @@ class Session : public std::enable_shared_from_this<Session> {
         co_return co_await backend_unavailable("cannot resolve " + backend.host + ": " +
                                                rec.message());
       }
-      for (const auto& r : results) endpoints.push_back(r.endpoint());
+      for (const auto& r : results)
+        endpoints.push_back(r.endpoint());
     }
 
     asio::steady_timer timer(client_.get_executor(), backend.connect_timeout);
@@ -341,9 +353,9 @@ class Session : public std::enable_shared_from_this<Session> {
                             timer.async_wait(use_tuple));
     if (result.index() == 1) {
       if (deadline_expired_) co_return startup_io_failed({}, "the backend connection");
-      co_return co_await backend_unavailable(
-          "connect to " + backend_name_ + " timed out after " +
-          std::to_string(backend.connect_timeout.count()) + " ms");
+      co_return co_await backend_unavailable("connect to " + backend_name_ + " timed out after " +
+                                             std::to_string(backend.connect_timeout.count()) +
+                                             " ms");
     }
     std::tie(ec, std::ignore) = std::get<0>(result);
     if (ec) {
@@ -372,15 +384,15 @@ class Session : public std::enable_shared_from_this<Session> {
       if (name == "user" || name == "database" || name.starts_with("_pq_.")) continue;
       params.emplace_back(name, value);
     }
-    auto [ec, n] =
-        co_await asio::async_write(backend_, asio::buffer(protocol::startup_message(params)), use_tuple);
+    auto [ec, n] = co_await asio::async_write(
+        backend_, asio::buffer(protocol::startup_message(params)), use_tuple);
     if (ec) co_return co_await backend_unavailable("sending StartupMessage: " + ec.message());
 
     std::vector<std::uint8_t> to_client;
     std::size_t parsed_upto = 0;
     for (;;) {
-      auto parsed = protocol::parse_message(
-          protocol::Bytes(backend_buf_).subspan(parsed_upto), kMaxBackendStartupMessage);
+      auto parsed = protocol::parse_message(protocol::Bytes(backend_buf_).subspan(parsed_upto),
+                                            kMaxBackendStartupMessage);
       if (auto* err = std::get_if<protocol::ParseError>(&parsed)) {
         co_return co_await backend_protocol_error(err->message);
       }
@@ -445,8 +457,8 @@ class Session : public std::enable_shared_from_this<Session> {
           co_return true;
         }
         default:
-          co_return co_await backend_protocol_error(
-              std::string("unexpected message type '") + msg.type + "' during start-up");
+          co_return co_await backend_protocol_error(std::string("unexpected message type '") +
+                                                    msg.type + "' during start-up");
       }
     }
   }
@@ -473,7 +485,8 @@ class Session : public std::enable_shared_from_this<Session> {
       auto [ec, n] = co_await tls_->async_read_some(asio::buffer(buf), use_tuple);
       if (ec) break;
       bytes_from_client_ += n;
-      std::tie(ec, n) = co_await asio::async_write(backend_, asio::buffer(buf.data(), n), use_tuple);
+      std::tie(ec, n) =
+          co_await asio::async_write(backend_, asio::buffer(buf.data(), n), use_tuple);
       if (ec) break;
     }
     end_relay(reason::kClientClosed);
@@ -511,10 +524,10 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - started_)
                              .count();
-    const auto level = outcome_.result == Result::ok
-                           ? spdlog::level::info
-                           : (outcome_.result == Result::rejected ? spdlog::level::warn
-                                                                  : spdlog::level::err);
+    const auto level =
+        outcome_.result == Result::ok
+            ? spdlog::level::info
+            : (outcome_.result == Result::rejected ? spdlog::level::warn : spdlog::level::err);
     spdlog::log(level,
                 "connection id={} peer={} result={} reason={} subject={} serial={} user={} "
                 "database={} backend={} duration_ms={} bytes_in={} bytes_out={} detail={}",
@@ -553,16 +566,14 @@ void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot,
   socket.set_option(tcp::no_delay(true), ignored);
   auto executor = socket.get_executor();
   auto session = std::make_shared<Session>(std::move(socket), std::move(snapshot), session_id);
-  asio::co_spawn(
-      executor, [session]() -> asio::awaitable<void> { co_await session->run(); },
-      [](std::exception_ptr error) {
-        if (!error) return;
-        try {
-          std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          spdlog::error("session ended by an unexpected exception: {}", e.what());
-        }
-      });
+  asio::co_spawn(executor, session->run(), [session](std::exception_ptr error) {
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      spdlog::error("session ended by an unexpected exception: {}", e.what());
+    }
+  });
 }
 
 }  // namespace pgmtls::proxy

@@ -53,7 +53,8 @@ TEST(InitialPacket, CancelRequestWithWrongLengthIsRejected) {
 }
 
 TEST(InitialPacket, SSLRequestWithBodyIsRejected) {
-  EXPECT_TRUE(std::holds_alternative<ParseError>(parse_initial_packet(packet(kSSLRequestCode, {0}))));
+  EXPECT_TRUE(
+      std::holds_alternative<ParseError>(parse_initial_packet(packet(kSSLRequestCode, {0}))));
 }
 
 TEST(InitialPacket, StartupMessageParameters) {
@@ -80,7 +81,8 @@ TEST(InitialPacket, DatabaseDefaultsToUser) {
 }
 
 TEST(InitialPacket, ProtocolOptionsAreListed) {
-  auto parsed = parse_initial_packet(startup_message({{"user", "bob"}, {"_pq_.compression", "on"}}));
+  auto parsed =
+      parse_initial_packet(startup_message({{"user", "bob"}, {"_pq_.compression", "on"}}));
   ASSERT_TRUE(std::holds_alternative<InitialPacket>(parsed));
   EXPECT_EQ(std::get<InitialPacket>(parsed).startup.protocol_options(),
             std::vector<std::string>{"_pq_.compression"});
@@ -172,7 +174,8 @@ TEST(InitialPacket, RandomGarbageNeverCrashes) {
   std::mt19937 rng(12345);
   for (int i = 0; i < 20000; ++i) {
     std::vector<std::uint8_t> bytes(rng() % 64);
-    for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
+    for (auto& b : bytes)
+      b = static_cast<std::uint8_t>(rng());
     if (bytes.size() >= 4 && (i % 2) == 0) {
       // Make the length plausible so the body parser is exercised too.
       auto len = be32(static_cast<std::uint32_t>(bytes.size()));

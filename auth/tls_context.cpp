@@ -69,7 +69,40 @@ int add_crls(X509_STORE* store, const std::string& path, const config::Location&
   return -1;
 }
 
+int verify_detail_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// OpenSSL's verification callback: keeps OpenSSL's verdict and notes the first failure.
+int note_verify_failure(int preverify_ok, X509_STORE_CTX* store) {
+  if (preverify_ok == 1) return 1;
+  auto* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* out = ssl != nullptr ? static_cast<std::string*>(SSL_get_ex_data(ssl, verify_detail_index()))
+                             : nullptr;
+  if (out != nullptr && out->empty()) {
+    std::string subject;
+    if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+      BioPtr bio(BIO_new(BIO_s_mem()));
+      X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0,
+                         XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+      char* data = nullptr;
+      const long len = BIO_get_mem_data(bio.get(), &data);
+      subject.assign(data, static_cast<std::size_t>(len));
+    }
+    const int error = X509_STORE_CTX_get_error(store);
+    *out = "depth " + std::to_string(X509_STORE_CTX_get_error_depth(store)) + " subject \"" +
+           subject + "\": " + X509_verify_cert_error_string(error);
+  }
+  return 0;
+}
+
 }  // namespace
+
+void record_verify_failure(SSL* ssl, std::string* out) {
+  SSL_set_ex_data(ssl, verify_detail_index(), out);
+}
 
 std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig& tls,
                                                          config::Diagnostics& errors) {
@@ -176,7 +209,7 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
   // Request a certificate but let a client without one finish the handshake, so that it gets
   // PostgreSQL's own FATAL message instead of a bare TLS alert. A certificate that is sent is
   // verified during the handshake and a bad one fails it with the matching alert.
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, nullptr);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, note_verify_failure);
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
 
   if (errors.size() != errors_before) return std::nullopt;

@@ -23,4 +23,9 @@ struct ServerTlsContext {
 std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig& tls,
                                                          config::Diagnostics& errors);
 
+// Makes the verification of this connection's client certificate record, on the first failure,
+// which certificate failed and why ("depth 0 subject \"CN=...\": certificate has expired") into
+// `*out`. `out` must outlive the handshake.
+void record_verify_failure(SSL* ssl, std::string* out);
+
 }  // namespace pgmtls::auth

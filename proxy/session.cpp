@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "auth/identity.h"
+#include "auth/tls_context.h"
 #include "auth/verify_reason.h"
 #include "protocol/builders.h"
 #include "protocol/initial_packet.h"
@@ -219,6 +220,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) co_return startup_io_failed(ec, "SSLRequest");
 
     tls_.emplace(client_, *snap_->client_tls);
+    auth::record_verify_failure(tls_->native_handle(), &verify_failure_);
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (!ec) co_return true;
 
@@ -553,6 +555,7 @@ class Session : public std::enable_shared_from_this<Session> {
   protocol::StartupMessage startup_;
   std::optional<auth::CertificateIdentity> identity_;
   std::vector<std::uint8_t> backend_buf_;
+  std::string verify_failure_;
   Outcome outcome_{Result::error, reason::kClientGone, {}};
   std::uint64_t bytes_from_client_ = 0;
   std::uint64_t bytes_to_client_ = 0;

@@ -71,12 +71,11 @@ class Session : public std::enable_shared_from_this<Session> {
            std::to_string(ep.port());
   }
 
-  // The phases up to a backend ready for queries; false once the outcome is decided. (Sequential
-  // statements rather than one && chain: GCC 12 miscompiles co_await inside short-circuits.)
+  // The phases up to a backend ready for queries; each returns false once the outcome is decided.
   asio::awaitable<bool> startup() {
     if (!co_await negotiate()) co_return false;
     if (!co_await read_startup()) co_return false;
-    authorize();
+    if (!co_await authorize()) co_return false;
     if (!co_await connect_backend()) co_return false;
     co_return co_await backend_startup();
   }
@@ -278,57 +277,41 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // ---- phase 3: certificate identity and the ident map ----
 
-  bool authorize() {
-    // Decisions are made here; the refusal is written by the caller's next step (see below).
+  asio::awaitable<bool> authorize() {
     X509* cert = SSL_get0_peer_certificate(tls_->native_handle());
     if (cert == nullptr) {
-      pending_refusal_ = {reason::kNoCert, "connection requires a valid client certificate",
-                          "the client sent no certificate"};
-      return true;
+      co_return co_await refuse(reason::kNoCert, sqlstate::kInvalidAuthorization,
+                                "connection requires a valid client certificate",
+                                "the client sent no certificate");
     }
+    const std::string& role = startup_.user();
     std::string error;
     identity_ = auth::extract_identity(cert, error);
     if (!identity_ || identity_->cn.empty()) {
-      pending_refusal_ = {reason::kNoIdentity,
-                          "certificate authentication failed for user \"" + startup_.user() +
-                              "\": client certificate contains no user name",
-                          error.empty() ? "the certificate has no common name" : error};
-      return true;
+      co_return co_await refuse(reason::kNoIdentity, sqlstate::kInvalidAuthorization,
+                                "certificate authentication failed for user \"" + role +
+                                    "\": client certificate contains no user name",
+                                error.empty() ? "the certificate has no common name" : error);
     }
-    const std::string& role = startup_.user();
     const std::string& identity = identity_->cn;
     const auto& cfg = snap_->config;
-    bool allowed = false;
-    if (cfg.map.empty()) {
-      allowed = identity == role;
-    } else {
-      allowed = snap_->maps.check(cfg.map, identity, role).allowed;
-    }
+    const bool allowed =
+        cfg.map.empty() ? identity == role : snap_->maps.check(cfg.map, identity, role).allowed;
     if (!allowed) {
-      pending_refusal_ = {
-          reason::kMapDenied, "certificate authentication failed for user \"" + role + "\"",
+      co_return co_await refuse(
+          reason::kMapDenied, sqlstate::kInvalidAuthorization,
+          "certificate authentication failed for user \"" + role + "\"",
           cfg.map.empty() ? "provided user name (" + role + ") and authenticated user name (" +
                                 identity + ") do not match"
                           : "no line of map \"" + cfg.map + "\" admits identity \"" + identity +
-                                "\" as role \"" + role + "\""};
+                                "\" as role \"" + role + "\"");
     }
-    return true;
+    co_return true;
   }
-
-  struct Refusal {
-    std::string_view why;
-    std::string message;
-    std::string detail;
-  };
-  std::optional<Refusal> pending_refusal_;
 
   // ---- phase 4: the backend ----
 
   asio::awaitable<bool> connect_backend() {
-    if (pending_refusal_) {
-      co_return co_await refuse(pending_refusal_->why, sqlstate::kInvalidAuthorization,
-                                pending_refusal_->message, std::move(pending_refusal_->detail));
-    }
     using namespace asio::experimental::awaitable_operators;
     const auto& backend = snap_->config.backend;
     backend_name_ = backend.host + ":" + std::to_string(backend.port);
@@ -369,7 +352,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   asio::awaitable<bool> backend_unavailable(std::string detail) {
-    outcome_.result = Result::error;
     co_await refuse(reason::kBackendUnavailable, sqlstate::kConnectionFailure,
                     "could not connect to the database server", std::move(detail));
     outcome_.result = Result::error;

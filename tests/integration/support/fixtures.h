@@ -1,0 +1,49 @@
+// Pieces shared by the integration test suites.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "tests/integration/support/pgmtls_process.h"
+#include "tests/integration/support/test_pki.h"
+
+namespace pgmtls::integration {
+
+using namespace std::chrono_literals;
+
+// How long a test waits for pgmtls to log what it did with a connection.
+inline constexpr auto kLogTimeout = 10s;
+
+// The ident map most suites use: exact names, an email regex, and numbered users.
+inline constexpr const char* kCertMapYaml = R"(  certmap:
+    - { identity: alice, role: alice }
+    - { identity: "/^(.*)@example\\.com$", role: "\\1" }
+    - { identity: carol, role: carol }
+    - { identity: "/^(user[0-9]+)$", role: "\\1" }
+)";
+
+// A config for pgmtls in front of a backend on 127.0.0.1:backend_port: the test PKI's server
+// certificate, the root as the only trusted CA, no CRL, no map.
+inline ProxyConfig base_proxy_config(const TestPki& pki, std::uint16_t backend_port) {
+  ProxyConfig config;
+  config.cert_file = pki.server_cert_file();
+  config.key_file = pki.server_key_file();
+  config.ca_file = pki.root_ca_file();
+  config.backend_port = backend_port;
+  return config;
+}
+
+// 1-based number of the first line of `text` that starts with `prefix`; 0 if none.
+inline int line_of(const std::string& text, const std::string& prefix) {
+  int line = 1;
+  for (std::size_t start = 0; start < text.size(); ++line) {
+    if (text.compare(start, prefix.size(), prefix) == 0) return line;
+    const std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return 0;
+}
+
+}  // namespace pgmtls::integration

@@ -1,0 +1,61 @@
+// The certificates the integration tests need, generated with auth/pki into a temp dir that is
+// removed on destruction.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "auth/pki.h"
+
+namespace pgmtls::integration {
+
+struct ClientCertificate {
+  std::string cert_file;  // PEM: leaf, then any intermediate the client sends
+  std::string key_file;   // PKCS#8, mode 0600 (libpq insists)
+  std::uint64_t serial = 0;
+};
+
+class TestPki {
+ public:
+  // Client certificates (file names = keys):
+  //   alice             CN=alice, clientAuth, signed by the root
+  //   bob               CN=bob@example.com (for regex ident maps)
+  //   carol             CN=carol, issued by the intermediate; the file holds leaf + intermediate
+  //   carol-leaf-only   the same key and certificate without the intermediate
+  //   expired           CN=alice, validity ended yesterday
+  //   not-yet-valid     CN=alice, validity starts tomorrow
+  //   revoked           CN=alice, listed in the root's CRL
+  //   unknown-ca        CN=alice, signed by a CA nobody trusts
+  //   server-auth-only  CN=alice, extendedKeyUsage serverAuth only
+  //   user00..userNN    CN=userNN, for concurrency tests
+  explicit TestPki(int numbered_users = 50);
+  TestPki(const TestPki&) = delete;
+  TestPki& operator=(const TestPki&) = delete;
+  ~TestPki();
+
+  const std::string& dir() const { return dir_; }
+  std::string root_ca_file() const { return dir_ + "/root.crt"; }
+  std::string ca_chain_file() const { return dir_ + "/root+intermediate.crt"; }  // both CAs
+  std::string server_cert_file() const { return dir_ + "/server.crt"; }          // CN=localhost
+  std::string server_key_file() const { return dir_ + "/server.key"; }
+  std::string root_crl_file() const { return dir_ + "/root.crl.pem"; }  // lists `revoked`
+  // The root's and the intermediate's CRLs in one file (carol's chain needs both under a
+  // full-chain CRL check).
+  std::string all_crls_file() const { return dir_ + "/all.crl.pem"; }
+  // A directory holding the root's CRL and the intermediate's, one per file.
+  std::string crl_dir() const { return dir_ + "/crls"; }
+  // A root CRL whose nextUpdate has passed.
+  std::string stale_crl_file() const { return dir_ + "/stale.crl.pem"; }
+
+  const ClientCertificate& client(const std::string& name) const;
+
+ private:
+  void write_client(const std::string& name, const auth::pki::Credential& credential,
+                    const auth::pki::Credential* send_intermediate = nullptr);
+
+  std::string dir_;
+  std::map<std::string, ClientCertificate> clients_;
+};
+
+}  // namespace pgmtls::integration

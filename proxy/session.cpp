@@ -56,7 +56,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::awaitable<void> run() {
     arm_deadline();
-    if (co_await startup()) {
+    const bool ready = co_await startup();
+    if (ready) {
       deadline_.cancel();
       co_await relay();
     }
@@ -72,12 +73,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // The phases up to a backend ready for queries; each returns false once the outcome is decided.
+  // Results are awaited into a local, never inside an if condition: GCC 12 miscompiles a co_await
+  // in a condition (the coroutine frame is corrupt when it resumes; see docs/ARCHITECTURE.md).
   asio::awaitable<bool> startup() {
-    if (!co_await negotiate()) co_return false;
-    if (!co_await read_startup()) co_return false;
-    if (!co_await authorize()) co_return false;
-    if (!co_await connect_backend()) co_return false;
-    co_return co_await backend_startup();
+    bool ok = co_await negotiate();
+    if (ok) ok = co_await read_startup();
+    if (ok) ok = co_await authorize();
+    if (ok) ok = co_await connect_backend();
+    if (ok) ok = co_await backend_startup();
+    co_return ok;
   }
 
   // ---- the start-up deadline (TLS handshake + StartupMessage + backend start-up) ----
@@ -268,9 +272,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // A client asking for a newer minor version or protocol options learns what 3.0 supports.
     auto options = startup_.protocol_options();
     if (startup_.minor_version > 0 || !options.empty()) {
-      if (auto ec = co_await write_client(protocol::negotiate_protocol_version(0, options))) {
-        co_return startup_io_failed(ec, "NegotiateProtocolVersion");
-      }
+      const auto ec = co_await write_client(protocol::negotiate_protocol_version(0, options));
+      if (ec) co_return startup_io_failed(ec, "NegotiateProtocolVersion");
     }
     co_return true;
   }
@@ -434,9 +437,8 @@ class Session : public std::enable_shared_from_this<Session> {
           to_client.insert(to_client.end(), backend_buf_.begin() + parsed_upto, backend_buf_.end());
           backend_buf_.clear();
           backend_buf_.shrink_to_fit();
-          if (auto wec = co_await write_client(to_client)) {
-            co_return startup_io_failed(wec, "forwarding the backend's start-up");
-          }
+          const auto wec = co_await write_client(to_client);
+          if (wec) co_return startup_io_failed(wec, "forwarding the backend's start-up");
           bytes_to_client_ += to_client.size();
           co_return true;
         }

@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian 12 machine: installs the dependencies, builds pgmtls
-# and its tests with clang, and runs everything through ctest (unit tests, then integration tests
-# against a real PostgreSQL 15 that the tests start themselves). Exits non-zero on any failure.
+# The whole test suite, from a fresh Debian 12 machine: installs the dependencies, then builds and
+# runs every test twice through ctest — an optimised build, and an AddressSanitizer +
+# UndefinedBehaviorSanitizer build (LeakSanitizer included) whose pgmtls binary the integration
+# tests drive. Exits non-zero on any failure.
 #
-#   tests/run.sh                  (BUILD_DIR=... to build elsewhere; default: build/)
+#   tests/run.sh        BUILD_DIR=... (default build/; the sanitizer build goes to BUILD_DIR-asan)
+#                       SANITIZE=0 skips the sanitizer build for a quicker local run
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$repo/build}
 jobs=$(nproc)
-
 start=$(date +%s)
+
 bash "$repo/deploy/install-deps.sh"
 
-cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++ -DPGMTLS_BUILD_TESTS=ON -DPGMTLS_BUILD_BENCH=ON
-cmake --build "$build" -j"$jobs"
-built=$(date +%s)
-
-# ctest prints its summary ("100% tests passed, 0 tests failed out of N") and exits non-zero on
-# any failure; set -e turns that into this script's exit code.
 status=0
-ctest --test-dir "$build" --output-on-failure -j"$jobs" || status=$?
-echo "tests/run.sh: build $((built - start)) s, tests $(($(date +%s) - built)) s, exit $status"
+run_suite() {  # name build-dir extra-cmake-args...
+  local name=$1 dir=$2
+  shift 2
+  echo "== $name: build in $dir"
+  cmake -S "$repo" -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DPGMTLS_BUILD_TESTS=ON "$@"
+  cmake --build "$dir" -j"$jobs"
+  echo "== $name: ctest"
+  # ctest prints its summary ("100% tests passed, 0 tests failed out of N") and exits non-zero
+  # on any failure.
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" || status=1
+}
+
+run_suite "release" "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGMTLS_BUILD_BENCH=ON
+if [ "${SANITIZE:-1}" != 0 ]; then
+  run_suite "asan+ubsan" "$build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGMTLS_SANITIZE=ON \
+    -DPGMTLS_BUILD_BENCH=OFF
+fi
+
+echo "tests/run.sh: $(($(date +%s) - start)) s, exit $status"
 exit "$status"

@@ -37,6 +37,7 @@ std::variant<IdentMaps, config::Diagnostics> IdentMaps::compile(
       line.role_regex = compile_regex(source.role.substr(1), source.where, errors);
       if (!line.role_regex) continue;
     }
+    line.role_is_all = source.role == "all" && !source.role_quoted;
     line.source = std::move(source);
     maps.maps_[line.source.map].push_back(std::move(line));
   }
@@ -68,9 +69,10 @@ IdentMaps::Decision IdentMaps::check(std::string_view map, std::string_view iden
     bool role_ok = false;
     if (line.role_regex) {
       role_ok = boost::regex_search(role.begin(), role.end(), *line.role_regex);
-    } else if (expected_role == "all") {
+    } else if (line.role_is_all) {
       role_ok = true;
     } else {
+      // Compared literally: a substitution that yields "all" names a role called all.
       role_ok = expected_role == role;
     }
     if (role_ok) return {true, &line.source};

@@ -27,7 +27,8 @@ class IdentMaps {
   // PostgreSQL's check_ident_usermap for `cert` (case-sensitive): does some line of `map` let
   // `identity` connect as `role`? An identity line starting with '/' is a regular expression
   // (unanchored, Perl syntax); its first capture replaces the first "\1" in the role column.
-  // A role column "all" admits any role; one starting with '/' is a regular expression on the role.
+  // A role column "all" (unquoted, as written) admits any role; one starting with '/' is a regular
+  // expression on the role.
   Decision check(std::string_view map, std::string_view identity, std::string_view role) const;
 
   bool has_map(std::string_view map) const;
@@ -37,6 +38,7 @@ class IdentMaps {
     config::IdentLine source;
     std::optional<boost::regex> identity_regex;
     std::optional<boost::regex> role_regex;
+    bool role_is_all = false;  // the unquoted keyword, as written (never a substitution result)
   };
   std::map<std::string, std::vector<Line>, std::less<>> maps_;
 };

@@ -65,6 +65,7 @@ std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& err
     if (char* text = BN_bn2hex(bn)) {
       id.serial = text;
       OPENSSL_free(text);
+      if (id.serial == "0") id.serial = "00";  // whole bytes, as `openssl x509 -serial` prints
     }
     BN_free(bn);
   }

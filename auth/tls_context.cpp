@@ -77,10 +77,11 @@ int verify_detail_index() {
 // OpenSSL's verification callback: keeps OpenSSL's verdict and notes the first failure.
 int note_verify_failure(int preverify_ok, X509_STORE_CTX* store) {
   if (preverify_ok == 1) return 1;
-  auto* ssl = static_cast<SSL*>(
-      X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  auto* out = ssl != nullptr ? static_cast<std::string*>(SSL_get_ex_data(ssl, verify_detail_index()))
-                             : nullptr;
+  auto* ssl =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* out = ssl != nullptr
+                  ? static_cast<std::string*>(SSL_get_ex_data(ssl, verify_detail_index()))
+                  : nullptr;
   if (out != nullptr && out->empty()) {
     std::string subject;
     if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {

@@ -12,6 +12,7 @@ namespace {
 struct Token {
   std::string text;
   int column = 0;
+  bool quoted = false;  // some part of it was inside double quotes
 };
 
 // Splits one logical line into whitespace-separated tokens. A '#' outside quotes starts a comment;
@@ -48,6 +49,7 @@ bool tokenize(std::string_view line, std::vector<Token>& tokens, std::string& er
       if (d == ' ' || d == '\t' || d == '\r' || d == '#') break;
       if (d == '"') {
         in_quotes = true;
+        tok.quoted = true;
         ++i;
         continue;
       }
@@ -89,8 +91,11 @@ std::vector<IdentLine> parse_ident_text(std::string_view text, const std::string
                         "PG-USERNAME), found " +
                             std::to_string(tokens.size())});
     } else {
-      lines.push_back(
-          {tokens[0].text, tokens[1].text, tokens[2].text, {file, line_no, tokens[0].column}});
+      lines.push_back({tokens[0].text,
+                       tokens[1].text,
+                       tokens[2].text,
+                       {file, line_no, tokens[0].column},
+                       tokens[2].quoted});
     }
     if (end == text.size()) break;
   }

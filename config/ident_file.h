@@ -17,6 +17,9 @@ struct IdentLine {
   std::string identity;
   std::string role;
   Location where;
+  // The role was written in double quotes in pg_ident.conf, so "all" is a role named all and not
+  // the keyword (PostgreSQL 16 semantics).
+  bool role_quoted = false;
 };
 
 // Parses pg_ident.conf text; `file` names it in diagnostics. Lines in error are skipped and

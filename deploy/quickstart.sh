@@ -43,7 +43,7 @@ say "1/6 dependencies (Debian packages)"
 bash "$repo/deploy/install-deps.sh"
 
 say "2/6 build"
-cmake -S "$repo" -B "$repo/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$repo" -B "$repo/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 cmake --build "$repo/build" --target pgmtls
 pgmtls="$repo/build/proxy/pgmtls"
 

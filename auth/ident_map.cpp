@@ -49,23 +49,25 @@ bool IdentMaps::has_map(std::string_view map) const {
   return maps_.find(map) != maps_.end();
 }
 
+bool IdentMaps::match_identity(const Line& line, std::string_view identity, std::string& role) {
+  role = line.source.role;
+  if (!line.identity_regex) return line.source.identity == identity;
+  boost::match_results<std::string_view::const_iterator> match;
+  if (!boost::regex_search(identity.begin(), identity.end(), match, *line.identity_regex)) {
+    return false;
+  }
+  if (const auto at = role.find("\\1"); at != std::string::npos)
+    role.replace(at, 2, match[1].str());
+  return true;
+}
+
 IdentMaps::Decision IdentMaps::check(std::string_view map, std::string_view identity,
                                      std::string_view role) const {
   auto it = maps_.find(map);
   if (it == maps_.end()) return {};
+  std::string expected_role;
   for (const Line& line : it->second) {
-    std::string expected_role = line.source.role;
-    if (line.identity_regex) {
-      boost::match_results<std::string_view::const_iterator> match;
-      if (!boost::regex_search(identity.begin(), identity.end(), match, *line.identity_regex)) {
-        continue;
-      }
-      if (const auto at = expected_role.find("\\1"); at != std::string::npos) {
-        expected_role.replace(at, 2, match[1].str());
-      }
-    } else if (line.source.identity != identity) {
-      continue;
-    }
+    if (!match_identity(line, identity, expected_role)) continue;
     bool role_ok = false;
     if (line.role_regex) {
       role_ok = boost::regex_search(role.begin(), role.end(), *line.role_regex);
@@ -78,6 +80,20 @@ IdentMaps::Decision IdentMaps::check(std::string_view map, std::string_view iden
     if (role_ok) return {true, &line.source};
   }
   return {};
+}
+
+std::vector<IdentMaps::Candidate> IdentMaps::candidates(std::string_view map,
+                                                        std::string_view identity) const {
+  std::vector<Candidate> out;
+  auto it = maps_.find(map);
+  if (it == maps_.end()) return out;
+  for (const Line& line : it->second) {
+    std::string role;
+    if (!match_identity(line, identity, role)) continue;
+    const bool concrete = !line.role_regex && !line.role_is_all;
+    out.push_back({&line.source, concrete ? std::move(role) : line.source.role, concrete});
+  }
+  return out;
 }
 
 }  // namespace pgmtls::auth

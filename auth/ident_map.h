@@ -33,6 +33,15 @@ class IdentMaps {
 
   bool has_map(std::string_view map) const;
 
+  // The lines of `map` whose identity column matches `identity`, with the role each yields:
+  // a concrete role (after \1 substitution), or a pattern admitting many (`all`, a /regex).
+  struct Candidate {
+    const config::IdentLine* line = nullptr;
+    std::string role;  // concrete: the role; otherwise the role column as written
+    bool concrete = true;
+  };
+  std::vector<Candidate> candidates(std::string_view map, std::string_view identity) const;
+
  private:
   struct Line {
     config::IdentLine source;
@@ -40,6 +49,9 @@ class IdentMaps {
     std::optional<boost::regex> role_regex;
     bool role_is_all = false;  // the unquoted keyword, as written (never a substitution result)
   };
+  // Does `line` match `identity`? If so, sets `role` to the role column after \1 substitution.
+  static bool match_identity(const Line& line, std::string_view identity, std::string& role);
+
   std::map<std::string, std::vector<Line>, std::less<>> maps_;
 };
 

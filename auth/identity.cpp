@@ -46,6 +46,20 @@ std::string hex(const unsigned char* data, std::size_t len) {
 
 }  // namespace
 
+std::string sha256_fingerprint(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &md_len) != 1) return {};
+  return hex(md, md_len);
+}
+
+void add_verified_chain(CertificateIdentity& identity, STACK_OF(X509) * chain) {
+  identity.ca_fingerprints.clear();
+  for (int i = 1; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    identity.ca_fingerprints.push_back(sha256_fingerprint(sk_X509_value(chain, i)));
+  }
+}
+
 std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& error) {
   CertificateIdentity id;
   const X509_NAME* subject = X509_get_subject_name(cert);
@@ -70,9 +84,7 @@ std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& err
     BN_free(bn);
   }
 
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int md_len = 0;
-  if (X509_digest(cert, EVP_sha256(), md, &md_len) == 1) id.sha256_fingerprint = hex(md, md_len);
+  id.sha256_fingerprint = sha256_fingerprint(cert);
 
   auto* names =
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));

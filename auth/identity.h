@@ -18,10 +18,19 @@ struct CertificateIdentity {
   std::vector<std::string> san_dns;
   std::vector<std::string> san_email;
   std::vector<std::string> san_uri;
+  // SHA-256 (lower-case hex) of every CA certificate in the verified chain, issuer first; filled by
+  // add_verified_chain, empty until then.
+  std::vector<std::string> ca_fingerprints;
 };
 
 // Extracts the identity; nullopt (and `error` set) when the certificate cannot carry one safely,
 // e.g. a commonName with an embedded NUL or that is not valid UTF-8.
 std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& error);
+
+// Records the CA certificates of a verified chain (leaf first, as SSL_get0_verified_chain gives).
+void add_verified_chain(CertificateIdentity& identity, STACK_OF(X509) * chain);
+
+// SHA-256 of a certificate's DER encoding, lower-case hex.
+std::string sha256_fingerprint(X509* cert);
 
 }  // namespace pgmtls::auth

@@ -148,6 +148,8 @@ class Loader {
     bool has_backends = false;
     std::optional<YAML::Node> ident_file_node;
     std::optional<YAML::Node> maps_node;
+    std::optional<YAML::Node> hba_file_node;
+    std::optional<YAML::Node> hba_node;
     walk(root, "",
          {
              {"listen",
@@ -173,7 +175,7 @@ class Loader {
                 has_tls = true;
                 load_tls(n, cfg.tls);
               }},
-             {"identity", [&](const YAML::Node& n) { load_identity(n, cfg); }},
+             {"identity", [&](const YAML::Node& n) { load_identity(n, cfg.identity); }},
              {"map",
               [&](const YAML::Node& n) {
                 string_value(n, "map", cfg.map);
@@ -181,6 +183,8 @@ class Loader {
               }},
              {"ident_file", [&](const YAML::Node& n) { ident_file_node = n; }},
              {"maps", [&](const YAML::Node& n) { maps_node = n; }},
+             {"hba_file", [&](const YAML::Node& n) { hba_file_node = n; }},
+             {"hba", [&](const YAML::Node& n) { hba_node = n; }},
              {"backends",
               [&](const YAML::Node& n) {
                 has_backends = true;
@@ -205,12 +209,49 @@ class Loader {
     } else if (maps_node) {
       load_maps(*maps_node, cfg.ident_lines);
     }
-    if (!cfg.map.empty() && errors_.size() == errors_before_maps) {
-      const bool defined = std::any_of(cfg.ident_lines.begin(), cfg.ident_lines.end(),
-                                       [&](const IdentLine& l) { return l.map == cfg.map; });
-      if (!defined) {
-        error(cfg.map_where, "map \"" + cfg.map + "\" is not defined in " +
-                                 (ident_file_node ? "ident_file" : "maps"));
+    const bool maps_ok = errors_.size() == errors_before_maps;
+    const std::string maps_origin = ident_file_node ? "ident_file" : "maps";
+    auto map_defined = [&](const std::string& name) {
+      return std::any_of(cfg.ident_lines.begin(), cfg.ident_lines.end(),
+                         [&](const IdentLine& l) { return l.map == name; });
+    };
+
+    if (hba_file_node && hba_node) {
+      error(*hba_node, "give either hba_file or hba, not both");
+    } else if (hba_file_node) {
+      PathSetting file;
+      path(*hba_file_node, "hba_file", file);
+      if (!file.empty()) {
+        const std::size_t before = errors_.size();
+        cfg.hba_rules = load_hba_file(file.path, loc(*hba_file_node), errors_);
+        cfg.hba_origin = "hba_file " + file.path;
+        if (errors_.size() == before && cfg.hba_rules.empty()) {
+          error(*hba_file_node, "hba_file \"" + file.path +
+                                    "\" holds no rules, so every connection would be refused");
+        }
+      }
+    } else if (hba_node) {
+      load_hba(*hba_node, cfg.hba_rules);
+      cfg.hba_origin = "hba";
+      if (hba_node->IsSequence() && hba_node->size() == 0) {
+        error(*hba_node, "hba holds no rules, so every connection would be refused");
+      }
+    }
+    const bool has_rules = hba_file_node || hba_node;
+    if (has_rules && !cfg.map.empty()) {
+      error(cfg.map_where, "map applies only when there are no hba rules; write map=" + cfg.map +
+                               " on the rules that should use it");
+    }
+    if (maps_ok && !cfg.map.empty() && !map_defined(cfg.map)) {
+      error(cfg.map_where, "map \"" + cfg.map + "\" is not defined in " + maps_origin);
+    }
+    if (maps_ok) {
+      for (const auto& rule : cfg.hba_rules) {
+        if (!rule.map.empty() && !map_defined(rule.map)) {
+          error(rule.where, "map \"" + rule.map + "\" is not defined in " +
+                                (ident_file_node || maps_node ? maps_origin
+                                                              : "any ident_file or maps section"));
+        }
       }
     }
   }
@@ -253,17 +294,170 @@ class Loader {
     out = *v;
   }
 
-  void load_identity(const YAML::Node& node, Config& cfg) {
+  void load_identity(const YAML::Node& node, IdentityConfig& identity) {
     walk(node, "identity",
-         {{"source", [&](const YAML::Node& n) {
-             auto v = scalar(n, "identity.source");
-             if (!v) return;
-             if (*v != "cn") {
-               error(n, "identity.source \"" + *v + "\" is not supported (supported: cn)");
-               return;
-             }
-             cfg.identity_source = *v;
-           }}});
+         {
+             {"source",
+              [&](const YAML::Node& n) {
+                auto v = scalar(n, "identity.source");
+                if (!v) return;
+                auto source = parse_identity_source(*v);
+                if (!source) {
+                  error(n, "identity.source \"" + *v +
+                               "\" is not supported (expected cn, dn, san_dns, san_email, "
+                               "san_uri or fingerprint)");
+                  return;
+                }
+                identity.source = *source;
+              }},
+             {"issuer",
+              [&](const YAML::Node& n) {
+                auto v = scalar(n, "identity.issuer");
+                if (v) identity.issuer = *v;
+              }},
+             {"issuer_fingerprint",
+              [&](const YAML::Node& n) {
+                auto v = scalar(n, "identity.issuer_fingerprint");
+                if (!v) return;
+                auto fp = normalize_sha256_fingerprint(*v);
+                if (!fp) {
+                  error(n,
+                        "identity.issuer_fingerprint must be a SHA-256 fingerprint: 64 hex "
+                        "digits, colons allowed");
+                  return;
+                }
+                identity.issuer_fingerprint = *fp;
+              }},
+             {"role_from_certificate",
+              [&](const YAML::Node& n) {
+                boolean(n, "identity.role_from_certificate", identity.role_from_certificate);
+              }},
+         });
+  }
+
+  void boolean(const YAML::Node& node, const std::string& key, bool& out) {
+    auto v = scalar(node, key);
+    if (!v) return;
+    if (*v == "true" || *v == "yes" || *v == "on") {
+      out = true;
+    } else if (*v == "false" || *v == "no" || *v == "off") {
+      out = false;
+    } else {
+      error(node, key + " must be true or false, not \"" + *v + "\"");
+    }
+  }
+
+  // One YAML column value, read with pg_hba.conf's lexical rules so that it means what the same
+  // text means in the file ("a,b" is a list, "\"all\"" a database named all).
+  std::optional<ConfField> hba_field(const YAML::Node& node, const std::string& key) {
+    std::vector<std::string> items;
+    if (node.IsSequence()) {
+      for (const auto& item : node) {
+        auto v = scalar(item, key);
+        if (!v) return std::nullopt;
+        items.push_back(*v);
+      }
+    } else if (auto v = scalar(node, key)) {
+      items.push_back(*v);
+    } else {
+      return std::nullopt;
+    }
+    ConfField field;
+    for (const auto& item : items) {
+      Diagnostics errs;
+      auto lines = parse_conf_text(item, file_, errs, false);
+      if (!errs.empty() || lines.size() != 1 || lines[0].fields.size() != 1) {
+        error(node, key + " \"" + item + "\" must be one name or a comma-separated list" +
+                        (errs.empty() ? "" : ": " + errs[0].message));
+        return std::nullopt;
+      }
+      for (auto& tok : lines[0].fields[0]) {
+        tok.column = loc(node).column;
+        field.push_back(std::move(tok));
+      }
+    }
+    if (field.empty()) {
+      error(node, key + " must not be empty");
+      return std::nullopt;
+    }
+    return field;
+  }
+
+  void load_hba(const YAML::Node& node, std::vector<HbaRule>& rules) {
+    if (!node.IsSequence()) {
+      error(node, "hba must be a list of rules ({type, database, user, address, method, ...})");
+      return;
+    }
+    std::size_t index = 0;
+    for (const auto& item : node) {
+      const std::string prefix = "hba[" + std::to_string(index++) + "]";
+      const std::size_t errors_before = errors_.size();
+      HbaRule rule;
+      rule.where = loc(item);
+      ConfField type{{"hostssl", false, 0}}, databases, users, address{{"all", false, 0}};
+      ConfField method{{"cert", false, 0}};
+      std::vector<std::pair<std::string, YAML::Node>> options;
+      auto field = [&](ConfField& out, const char* key) {
+        return [&, key](const YAML::Node& n) {
+          if (auto f = hba_field(n, prefix + "." + key)) out = std::move(*f);
+        };
+      };
+      if (!walk(
+              item, prefix,
+              {
+                  {"type", field(type, "type")},
+                  {"database", field(databases, "database")},
+                  {"user", field(users, "user")},
+                  {"address", field(address, "address")},
+                  {"method", field(method, "method")},
+                  {"map", [&](const YAML::Node& n) { options.emplace_back("map", n); }},
+                  {"identity", [&](const YAML::Node& n) { options.emplace_back("identity", n); }},
+                  {"issuer", [&](const YAML::Node& n) { options.emplace_back("issuer", n); }},
+                  {"issuer_fingerprint",
+                   [&](const YAML::Node& n) { options.emplace_back("issuer_fingerprint", n); }},
+                  {"role_from_certificate",
+                   [&](const YAML::Node& n) { options.emplace_back("role_from_certificate", n); }},
+              })) {
+        continue;
+      }
+      if (databases.empty()) error(item, prefix + ".database is required (e.g. all)");
+      if (users.empty()) error(item, prefix + ".user is required (e.g. all)");
+      if (errors_.size() != errors_before) continue;
+      for (const auto* f : {&type, &address, &method}) {
+        if (f->size() != 1) error(item, prefix + ": type, address and method take one value");
+      }
+      if (errors_.size() != errors_before) continue;
+      // Addresses may be written "10.0.0.0 255.0.0.0" as in the file.
+      const ConfToken* mask = nullptr;
+      ConfToken address_tok = address[0];
+      ConfToken mask_tok;
+      if (const auto space = address_tok.text.find(' '); space != std::string::npos) {
+        mask_tok = {address_tok.text.substr(space + 1), false, address_tok.column};
+        address_tok.text.resize(space);
+        mask = &mask_tok;
+      }
+      parse_hba_conn_type(type[0], rule.where, rule.type, errors_);
+      parse_hba_names(databases, "database", rule.where, rule.databases, errors_);
+      parse_hba_names(users, "user", rule.where, rule.users, errors_);
+      parse_hba_address(address_tok, mask, rule.where, rule.address, errors_);
+      parse_hba_method(method[0], rule.where, rule.method, errors_);
+      if (errors_.size() != errors_before) continue;
+      rule.text = std::string(to_string(rule.type)) + " " + join(databases) + " " + join(users) +
+                  " " + rule.address.text + " " + std::string(to_string(rule.method));
+      for (const auto& [name, n] : options) {
+        auto v = scalar(n, prefix + "." + name);
+        if (!v) continue;
+        if (parse_hba_option(name, *v, loc(n), rule, errors_)) rule.text += " " + name + "=" + *v;
+      }
+      if (errors_.size() == errors_before) rules.push_back(std::move(rule));
+    }
+  }
+
+  static std::string join(const ConfField& field) {
+    std::string out;
+    for (const auto& tok : field)
+      out += (out.empty() ? "" : ",") + (tok.quoted ? "\"" + tok.text + "\"" : tok.text);
+    return out;
   }
 
   void load_maps(const YAML::Node& node, std::vector<IdentLine>& lines) {

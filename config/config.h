@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/diagnostics.h"
+#include "config/hba_file.h"
 #include "config/ident_file.h"
 
 namespace pgmtls::config {
@@ -51,6 +52,14 @@ struct BackendConfig {
   Location where;
 };
 
+// The identity: section: how rules identify a certificate unless a rule says otherwise.
+struct IdentityConfig {
+  IdentitySource source = IdentitySource::cn;
+  std::optional<std::string> issuer;              // RFC 2253 DN of the leaf's issuer
+  std::optional<std::string> issuer_fingerprint;  // SHA-256 of a CA in the chain, lower-case hex
+  bool role_from_certificate = false;
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
 };
@@ -61,9 +70,13 @@ struct Config {
   unsigned workers = 0;  // 0: one per core
   std::chrono::milliseconds startup_timeout{10000};
   TlsConfig tls;
-  std::string identity_source = "cn";
-  // The ident map that decides which roles an identity may use. Empty: the identity must equal the
-  // requested role (PostgreSQL's `cert` method without map=).
+  IdentityConfig identity;
+  // Access rules from hba_file: or hba:, first match decides. Empty: one implicit rule,
+  // `hostssl all all all cert map=<map>`.
+  std::vector<HbaRule> hba_rules;
+  std::string hba_origin;  // "hba_file PATH" or "hba", for messages; empty without rules
+  // The implicit rule's ident map. Empty: the identity must equal the requested role
+  // (PostgreSQL's `cert` method without map=). Only valid without hba rules.
   std::string map;
   Location map_where;
   std::vector<IdentLine> ident_lines;  // from ident_file: or maps:, all maps

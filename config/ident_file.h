@@ -1,10 +1,12 @@
-// pg_ident.conf: "MAPNAME SYSTEM-USERNAME PG-USERNAME" lines, '#' comments, double-quoted fields.
+// pg_ident.conf: "MAPNAME SYSTEM-USERNAME PG-USERNAME" records in the syntax of config/conf_file.h
+// (comments, quoting, include directives).
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "config/conf_file.h"
 #include "config/diagnostics.h"
 
 namespace pgmtls::config {
@@ -20,10 +22,11 @@ struct IdentLine {
   // The role was written in double quotes in pg_ident.conf, so "all" is a role named all and not
   // the keyword (PostgreSQL 16 semantics).
   bool role_quoted = false;
+  std::string text = {};  // the line as written, for explanations (empty for YAML entries)
 };
 
-// Parses pg_ident.conf text; `file` names it in diagnostics. Lines in error are skipped and
-// reported; the rest are returned.
+// Parses pg_ident.conf text; `file` names it in diagnostics and locates relative includes. Lines
+// in error are skipped and reported; the rest are returned.
 std::vector<IdentLine> parse_ident_text(std::string_view text, const std::string& file,
                                         Diagnostics& errors);
 

@@ -55,9 +55,16 @@ int check(const std::string& path) {
                                : (std::to_string(cfg.workers) + " workers").c_str());
   std::printf("  server cert       %s\n", snap->server_subject.c_str());
   std::printf("  client CAs        %s, %d CRL(s)\n", cfg.tls.ca_file.path.c_str(), snap->crl_count);
-  std::printf(
-      "  identity          %s, %s\n", cfg.identity_source.c_str(),
-      cfg.map.empty() ? "must equal the requested role" : ("map \"" + cfg.map + "\"").c_str());
+  if (cfg.hba_rules.empty()) {
+    std::printf(
+        "  access            every client, identity %s, %s\n",
+        std::string(config::to_string(cfg.identity.source)).c_str(),
+        cfg.map.empty() ? "must equal the requested role" : ("map \"" + cfg.map + "\"").c_str());
+  } else {
+    std::printf("  access            %zu rule(s) from %s, default identity %s\n",
+                cfg.hba_rules.size(), cfg.hba_origin.c_str(),
+                std::string(config::to_string(cfg.identity.source)).c_str());
+  }
   std::printf("  map lines         %zu\n", cfg.ident_lines.size());
   std::printf("  backend           %s:%u (plain TCP)\n", cfg.backend.host.c_str(),
               cfg.backend.port);

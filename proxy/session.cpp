@@ -278,37 +278,67 @@ class Session : public std::enable_shared_from_this<Session> {
     co_return true;
   }
 
-  // ---- phase 3: certificate identity and the ident map ----
+  // ---- phase 3: the access policy (hba rules, certificate identity, ident maps) ----
+
+  static std::string_view reason_for(auth::Verdict::Kind kind) {
+    switch (kind) {
+      case auth::Verdict::Kind::admit:
+        return reason::kClientClosed;
+      case auth::Verdict::Kind::no_rule:
+        return reason::kNoHbaEntry;
+      case auth::Verdict::Kind::rejected:
+        return reason::kHbaReject;
+      case auth::Verdict::Kind::no_certificate:
+        return reason::kNoCert;
+      case auth::Verdict::Kind::no_identity:
+        return reason::kNoIdentity;
+      case auth::Verdict::Kind::issuer_mismatch:
+        return reason::kIssuerMismatch;
+      case auth::Verdict::Kind::map_denied:
+        return reason::kMapDenied;
+    }
+    return reason::kMapDenied;
+  }
+
+  static auth::AccessRequest::Replication replication_mode(const std::string* value) {
+    using R = auth::AccessRequest::Replication;
+    if (value == nullptr) return R::none;
+    if (*value == "database") return R::logical;
+    for (const char* yes : {"true", "on", "yes", "1"}) {
+      if (*value == yes) return R::physical;
+    }
+    return R::none;
+  }
 
   asio::awaitable<bool> authorize() {
+    auth::AccessRequest request;
+    error_code ec;
+    request.address = client_.remote_endpoint(ec).address();
+    request.user = startup_.user();
+    request.database = startup_.database();
+    request.replication = replication_mode(startup_.find("replication"));
+
     X509* cert = SSL_get0_peer_certificate(tls_->native_handle());
-    if (cert == nullptr) {
-      co_return co_await refuse(reason::kNoCert, sqlstate::kInvalidAuthorization,
-                                "connection requires a valid client certificate",
-                                "the client sent no certificate");
+    if (cert != nullptr) {
+      std::string error;
+      identity_ = auth::extract_identity(cert, error);
+      if (!identity_) {
+        co_return co_await refuse(
+            reason::kNoIdentity, sqlstate::kInvalidAuthorization,
+            "certificate authentication failed for user \"" + request.user + "\"", error);
+      }
+      auth::add_verified_chain(*identity_, SSL_get0_verified_chain(tls_->native_handle()));
     }
-    const std::string& role = startup_.user();
-    std::string error;
-    identity_ = auth::extract_identity(cert, error);
-    if (!identity_ || identity_->cn.empty()) {
-      co_return co_await refuse(reason::kNoIdentity, sqlstate::kInvalidAuthorization,
-                                "certificate authentication failed for user \"" + role +
-                                    "\": client certificate contains no user name",
-                                error.empty() ? "the certificate has no common name" : error);
+
+    const auth::Verdict verdict =
+        snap_->policy.evaluate(request, identity_ ? &*identity_ : nullptr);
+    if (verdict.rule != nullptr && !snap_->policy.implicit()) rule_ = verdict.rule->where.str();
+    if (!verdict.admitted()) {
+      co_return co_await refuse(reason_for(verdict.kind), sqlstate::kInvalidAuthorization,
+                                verdict.client_message, verdict.detail);
     }
-    const std::string& identity = identity_->cn;
-    const auto& cfg = snap_->config;
-    const bool allowed =
-        cfg.map.empty() ? identity == role : snap_->maps.check(cfg.map, identity, role).allowed;
-    if (!allowed) {
-      co_return co_await refuse(
-          reason::kMapDenied, sqlstate::kInvalidAuthorization,
-          "certificate authentication failed for user \"" + role + "\"",
-          cfg.map.empty() ? "provided user name (" + role + ") and authenticated user name (" +
-                                identity + ") do not match"
-                          : "no line of map \"" + cfg.map + "\" admits identity \"" + identity +
-                                "\" as role \"" + role + "\"");
-    }
+    role_ = verdict.role;
+    if (verdict.role_substituted) admit_detail_ = verdict.detail;
     co_return true;
   }
 
@@ -365,7 +395,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<bool> backend_startup() {
     std::vector<std::pair<std::string, std::string>> params;
     params.reserve(startup_.parameters.size() + 1);
-    params.emplace_back("user", startup_.user());
+    params.emplace_back("user", role_);
     params.emplace_back("database", startup_.database());
     for (const auto& [name, value] : startup_.parameters) {
       if (name == "user" || name == "database" || name.starts_with("_pq_.")) continue;
@@ -460,7 +490,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::awaitable<void> relay() {
     using namespace asio::experimental::awaitable_operators;
-    set_outcome(Result::ok, reason::kClientClosed, {});
+    set_outcome(Result::ok, reason::kClientClosed, admit_detail_);
     // Whichever direction ends first closes both sockets, which ends the other at once.
     co_await (client_to_backend() && backend_to_client());
   }
@@ -516,13 +546,14 @@ class Session : public std::enable_shared_from_this<Session> {
             : (outcome_.result == Result::rejected ? spdlog::level::warn : spdlog::level::err);
     spdlog::log(level,
                 "connection id={} peer={} result={} reason={} subject={} serial={} user={} "
-                "database={} backend={} duration_ms={} bytes_in={} bytes_out={} detail={}",
+                "database={} rule={} role={} backend={} duration_ms={} bytes_in={} bytes_out={} "
+                "detail={}",
                 id_, peer_, to_string(outcome_.result), outcome_.reason,
                 log_value(identity_ ? identity_->subject_dn : ""),
                 log_value(identity_ ? identity_->serial : ""), log_value(startup_.user()),
-                log_value(startup_.parameters.empty() ? "" : startup_.database()),
-                log_value(backend_name_), elapsed, bytes_from_client_, bytes_to_client_,
-                log_value(outcome_.detail));
+                log_value(startup_.parameters.empty() ? "" : startup_.database()), log_value(rule_),
+                log_value(role_), log_value(backend_name_), elapsed, bytes_from_client_,
+                bytes_to_client_, log_value(outcome_.detail));
   }
 
   tcp::socket client_;
@@ -536,6 +567,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point started_;
   std::string peer_;
   std::string backend_name_;
+  std::string rule_;          // the hba rule that decided (file:line), if any
+  std::string role_;          // the role pgmtls connects as, once admitted
+  std::string admit_detail_;  // how the role was chosen when not as requested
   protocol::StartupMessage startup_;
   std::optional<auth::CertificateIdentity> identity_;
   std::vector<std::uint8_t> backend_buf_;

@@ -14,11 +14,14 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagn
     snap->server_subject = tls->server_subject;
   }
 
-  auto maps = auth::IdentMaps::compile(cfg.ident_lines);
-  if (auto* errs = std::get_if<config::Diagnostics>(&maps)) {
+  auth::PolicyDefaults defaults{cfg.identity.source, cfg.identity.issuer,
+                                cfg.identity.issuer_fingerprint,
+                                cfg.identity.role_from_certificate};
+  auto policy = auth::Policy::compile(cfg.hba_rules, cfg.ident_lines, defaults, cfg.map);
+  if (auto* errs = std::get_if<config::Diagnostics>(&policy)) {
     errors.insert(errors.end(), errs->begin(), errs->end());
   } else {
-    snap->maps = std::move(std::get<auth::IdentMaps>(maps));
+    snap->policy = std::move(std::get<auth::Policy>(policy));
   }
 
   if (errors.size() != errors_before) return nullptr;

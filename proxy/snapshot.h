@@ -1,11 +1,12 @@
-// One immutable view of the configuration and everything built from it (TLS context, ident maps).
-// Sessions hold the snapshot they started with; a reload builds a new one and swaps it in whole.
+// One immutable view of the configuration and everything built from it (TLS context, access
+// policy). Sessions hold the snapshot they started with; a reload builds a new one and swaps it in
+// whole.
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 
-#include "auth/ident_map.h"
+#include "auth/policy.h"
 #include "auth/tls_context.h"
 #include "config/config.h"
 
@@ -18,7 +19,7 @@ struct Snapshot {
   std::unique_ptr<boost::asio::ssl::context> client_tls;
   int crl_count = 0;
   std::string server_subject;
-  auth::IdentMaps maps;
+  auth::Policy policy;
 };
 
 // Builds a snapshot, or reports every error (file:line: reason) and returns null.

@@ -81,7 +81,7 @@ TEST(ConfigValid, MinimalUsesDefaults) {
   EXPECT_EQ(c.tls.groups, "X25519:P-256:P-384");
   EXPECT_TRUE(c.tls.crl_file.empty());
   EXPECT_TRUE(c.tls.crl_dir.empty());
-  EXPECT_EQ(c.identity_source, "cn");
+  EXPECT_EQ(c.identity.source, pgmtls::config::IdentitySource::cn);
   EXPECT_EQ(c.map, "");
   EXPECT_TRUE(c.ident_lines.empty());
   EXPECT_EQ(c.backend.name, "default");
@@ -117,7 +117,7 @@ TEST(ConfigValid, FullSetsEverything) {
   EXPECT_EQ(c.tls.ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384");
   EXPECT_EQ(c.tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
   EXPECT_EQ(c.tls.groups, "P-256");
-  EXPECT_EQ(c.identity_source, "cn");
+  EXPECT_EQ(c.identity.source, pgmtls::config::IdentitySource::cn);
   EXPECT_EQ(c.map, "certmap");
   ASSERT_EQ(c.ident_lines.size(), 3u);
   EXPECT_EQ(c.ident_lines[0].map, "certmap");
@@ -200,10 +200,12 @@ TEST_P(ConfigInvalid, FirstDiagnostic) {
 INSTANTIATE_TEST_SUITE_P(
     Corpus, ConfigInvalid,
     testing::Values(
-        InvalidCase{"unknown_top_level_key.yaml", 9, 1,
-                    "unknown key \"listen_port\" (expected one of: listen, workers, "
-                    "startup_timeout, tls, identity, map, ident_file, maps, backends, log)",
-                    true},
+        InvalidCase{
+            "unknown_top_level_key.yaml", 9, 1,
+            "unknown key \"listen_port\" (expected one of: listen, workers, "
+            "startup_timeout, tls, identity, map, ident_file, maps, hba_file, hba, backends, "
+            "log)",
+            true},
         InvalidCase{"unknown_tls_key.yaml", 6, 3,
                     "unknown key \"tls.ssl_ca_file\" (expected one of", false},
         InvalidCase{"duplicate_key.yaml", 7, 1, "duplicate key \"workers\"", true},
@@ -233,7 +235,9 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"map_entry_missing_role.yaml", 10, 7,
                     "a map entry needs both identity and role", true},
         InvalidCase{"unsupported_identity_source.yaml", 7, 11,
-                    "identity.source \"san_uri\" is not supported (supported: cn)", true},
+                    "identity.source \"subject_serial\" is not supported (expected cn, dn, "
+                    "san_dns, san_email, san_uri or fingerprint)",
+                    true},
         InvalidCase{"bad_log_level.yaml", 10, 10,
                     "log.level must be one of trace, debug, info, warn, error, critical, off; not "
                     "\"verbose\"",

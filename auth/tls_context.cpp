@@ -74,6 +74,22 @@ int verify_detail_index() {
   return index;
 }
 
+// "depth N subject \"DN\": reason" for the certificate verification just failed on.
+std::string describe_verify_failure(X509_STORE_CTX* store) {
+  std::string subject;
+  if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0,
+                       XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    subject.assign(data, static_cast<std::size_t>(len));
+  }
+  const int error = X509_STORE_CTX_get_error(store);
+  return "depth " + std::to_string(X509_STORE_CTX_get_error_depth(store)) + " subject \"" +
+         subject + "\": " + X509_verify_cert_error_string(error);
+}
+
 // OpenSSL's verification callback: keeps OpenSSL's verdict and notes the first failure.
 int note_verify_failure(int preverify_ok, X509_STORE_CTX* store) {
   if (preverify_ok == 1) return 1;
@@ -82,20 +98,7 @@ int note_verify_failure(int preverify_ok, X509_STORE_CTX* store) {
   auto* out = ssl != nullptr
                   ? static_cast<std::string*>(SSL_get_ex_data(ssl, verify_detail_index()))
                   : nullptr;
-  if (out != nullptr && out->empty()) {
-    std::string subject;
-    if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
-      BioPtr bio(BIO_new(BIO_s_mem()));
-      X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0,
-                         XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-      char* data = nullptr;
-      const long len = BIO_get_mem_data(bio.get(), &data);
-      subject.assign(data, static_cast<std::size_t>(len));
-    }
-    const int error = X509_STORE_CTX_get_error(store);
-    *out = "depth " + std::to_string(X509_STORE_CTX_get_error_depth(store)) + " subject \"" +
-           subject + "\": " + X509_verify_cert_error_string(error);
-  }
+  if (out != nullptr && out->empty()) *out = describe_verify_failure(store);
   return 0;
 }
 
@@ -215,6 +218,41 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
 
   if (errors.size() != errors_before) return std::nullopt;
   return out;
+}
+
+long verify_client_certificate(SSL_CTX* ctx, X509* leaf, const std::vector<X509*>& untrusted,
+                               std::vector<X509Ptr>& chain, std::string& error) {
+  using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, OpenSslDeleter<X509_STORE_CTX_free>>;
+  struct StackFree {
+    void operator()(STACK_OF(X509) * stack) const { sk_X509_free(stack); }  // a macro
+  };
+  using StackPtr = std::unique_ptr<STACK_OF(X509), StackFree>;
+  StoreCtxPtr store_ctx(X509_STORE_CTX_new());
+  StackPtr extra(sk_X509_new_null());
+  if (!store_ctx || !extra) {
+    error = "out of memory";
+    return X509_V_ERR_OUT_OF_MEM;
+  }
+  for (X509* cert : untrusted)
+    sk_X509_push(extra.get(), cert);
+  if (X509_STORE_CTX_init(store_ctx.get(), SSL_CTX_get_cert_store(ctx), leaf, extra.get()) != 1) {
+    error = "cannot set up verification: " + openssl_error_text();
+    return X509_V_ERR_UNSPECIFIED;
+  }
+  X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(store_ctx.get()), SSL_CTX_get0_param(ctx));
+  X509_STORE_CTX_set_purpose(store_ctx.get(), X509_PURPOSE_SSL_CLIENT);
+  if (X509_verify_cert(store_ctx.get()) == 1) {
+    STACK_OF(X509)* verified = X509_STORE_CTX_get0_chain(store_ctx.get());
+    for (int i = 0; i < sk_X509_num(verified); ++i) {
+      X509* cert = sk_X509_value(verified, i);
+      X509_up_ref(cert);
+      chain.emplace_back(cert);
+    }
+    return X509_V_OK;
+  }
+  const int code = X509_STORE_CTX_get_error(store_ctx.get());
+  error = describe_verify_failure(store_ctx.get());
+  return code;
 }
 
 }  // namespace pgmtls::auth

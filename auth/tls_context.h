@@ -4,6 +4,7 @@
 #include <ctime>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/openssl_ptr.h"
 #include "config/config.h"
@@ -27,5 +28,12 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
 // which certificate failed and why ("depth 0 subject \"CN=...\": certificate has expired") into
 // `*out`. `out` must outlive the handshake.
 void record_verify_failure(SSL* ssl, std::string* out);
+
+// Verifies a client certificate offline exactly as a handshake against `ctx` would (its CA store,
+// CRL flags and TLS-client purpose), for `pgmtls map-test`. `untrusted` holds intermediates the
+// client would send. On success `chain` receives the verified chain, leaf first; otherwise
+// `error` says which certificate failed and why, and the X509_V_ERR_* code is returned.
+long verify_client_certificate(SSL_CTX* ctx, X509* leaf, const std::vector<X509*>& untrusted,
+                               std::vector<X509Ptr>& chain, std::string& error);
 
 }  // namespace pgmtls::auth

@@ -1,17 +1,22 @@
 // pgmtls: an mTLS-terminating connection proxy for PostgreSQL.
 //   pgmtls run --config FILE     serve
 //   pgmtls check --config FILE   validate the config and everything it names, then exit
+//   pgmtls map-test --config FILE --cert CERT --user ROLE [--database DB] [--address IP]
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
 
+#include <map>
+
 #include "config/config.h"
 #include "proxy/logging.h"
+#include "proxy/map_test.h"
 #include "proxy/server.h"
 #include "proxy/snapshot.h"
 
@@ -22,6 +27,8 @@ using namespace pgmtls;
 constexpr const char* kUsage =
     "usage: pgmtls run --config FILE     serve connections\n"
     "       pgmtls check --config FILE   validate the configuration and exit\n"
+    "       pgmtls map-test --config FILE --cert CLIENT.crt --user ROLE [--database DB]\n"
+    "                       [--address IP]   explain whether a certificate may connect\n"
     "       pgmtls --version\n";
 
 void print_errors(const config::Diagnostics& errors) {
@@ -100,15 +107,54 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (argc != 4 || std::strcmp(argv[2], "--config") != 0) {
+  if (argc < 2) {
     std::fputs(kUsage, stderr);
     return 2;
   }
   const std::string_view command = argv[1];
-  const std::string path = argv[3];
+  std::map<std::string, std::string, std::less<>> options;
+  for (int i = 2; i < argc; i += 2) {
+    const std::string_view name = argv[i];
+    if (!name.starts_with("--") || i + 1 >= argc) {
+      std::fprintf(stderr, "pgmtls: expected --option VALUE, got \"%s\"\n", argv[i]);
+      std::fputs(kUsage, stderr);
+      return 2;
+    }
+    options[std::string(name.substr(2))] = argv[i + 1];
+  }
+  auto allowed = [&](std::initializer_list<std::string_view> names) {
+    for (const auto& [name, value] : options) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        std::fprintf(stderr, "pgmtls %s: unknown option --%s\n", argv[1], name.c_str());
+        return false;
+      }
+    }
+    for (const auto name : names) {
+      if (name == "config" || (command == "map-test" && (name == "cert" || name == "user"))) {
+        if (!options.contains(name)) {
+          std::fprintf(stderr, "pgmtls %s: --%s is required\n", argv[1], std::string(name).c_str());
+          return false;
+        }
+      }
+    }
+    return true;
+  };
   try {
-    if (command == "check") return check(path);
-    if (command == "run") return run(path);
+    if (command == "check" || command == "run") {
+      if (!allowed({"config"})) return 2;
+      return command == "check" ? check(options["config"]) : run(options["config"]);
+    }
+    if (command == "map-test") {
+      if (!allowed({"config", "cert", "user", "database", "address"})) return 2;
+      auto snap = load(options["config"]);
+      if (!snap) return 2;
+      proxy::MapTestRequest request;
+      request.cert_file = options["cert"];
+      request.user = options["user"];
+      request.database = options["database"];
+      if (options.contains("address")) request.address = options["address"];
+      return proxy::run_map_test(*snap, request);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pgmtls: %s\n", e.what());
     return 1;

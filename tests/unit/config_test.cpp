@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace pgmtls::config {
@@ -401,6 +403,52 @@ TEST(Diagnostics, Formatting) {
   EXPECT_EQ((Diagnostic{{"a.yaml", 3, 0}, "boom"}).str(), "a.yaml:3: boom");
   EXPECT_EQ((Diagnostic{{"a.yaml", 0, 0}, "boom"}).str(), "a.yaml: boom");
   EXPECT_EQ((Diagnostic{{"", 0, 0}, "boom"}).str(), "<config>: boom");
+}
+
+}  // namespace
+}  // namespace pgmtls::config
+
+namespace pgmtls::config {
+namespace {
+
+// The annotated examples in deploy/examples are documentation; they must stay loadable.
+std::string example(const std::string& name) {
+  return (fs::path(PGMTLS_TEST_DATA_DIR) / ".." / ".." / "deploy" / "examples" / name)
+      .lexically_normal()
+      .string();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+TEST(DeployExamples, AnnotatedYamlLoadsWithItsInlineRules) {
+  std::string yaml = read_text(example("pgmtls.yaml"));
+  ASSERT_FALSE(yaml.empty());
+  for (const auto& [from, to] : {std::pair{"/etc/pgmtls/server.crt", pki("server.crt")},
+                                 {"/etc/pgmtls/server.key", pki("server.key")},
+                                 {"/etc/pgmtls/clients-ca.crt", pki("ca.crt")}}) {
+    const auto at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, std::string(from).size(), to);
+  }
+  const auto r = load_config_text(yaml, "pgmtls.yaml", "");
+  ASSERT_TRUE(r.ok()) << all_errors(r);
+  EXPECT_EQ(r.config->hba_rules.size(), 3u);
+  EXPECT_EQ(r.config->ident_lines.size(), 4u);
+}
+
+TEST(DeployExamples, HbaAndIdentFilesParse) {
+  Diagnostics errors;
+  const auto rules = load_hba_file(example("pg_hba.conf"), {}, errors);
+  const auto lines = load_ident_file(example("pg_ident.conf"), {}, errors);
+  for (const auto& e : errors)
+    ADD_FAILURE() << e.str();
+  EXPECT_EQ(rules.size(), 4u);
+  EXPECT_EQ(lines.size(), 5u);
 }
 
 }  // namespace

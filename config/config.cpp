@@ -427,19 +427,10 @@ class Loader {
         if (f->size() != 1) error(item, prefix + ": type, address and method take one value");
       }
       if (errors_.size() != errors_before) continue;
-      // Addresses may be written "10.0.0.0 255.0.0.0" as in the file.
-      const ConfToken* mask = nullptr;
-      ConfToken address_tok = address[0];
-      ConfToken mask_tok;
-      if (const auto space = address_tok.text.find(' '); space != std::string::npos) {
-        mask_tok = {address_tok.text.substr(space + 1), false, address_tok.column};
-        address_tok.text.resize(space);
-        mask = &mask_tok;
-      }
       parse_hba_conn_type(type[0], rule.where, rule.type, errors_);
       parse_hba_names(databases, "database", rule.where, rule.databases, errors_);
       parse_hba_names(users, "user", rule.where, rule.users, errors_);
-      parse_hba_address(address_tok, mask, rule.where, rule.address, errors_);
+      parse_hba_address(address[0], nullptr, rule.where, rule.address, errors_);
       parse_hba_method(method[0], rule.where, rule.method, errors_);
       if (errors_.size() != errors_before) continue;
       rule.text = std::string(to_string(rule.type)) + " " + join(databases) + " " + join(users) +

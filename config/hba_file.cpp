@@ -337,13 +337,18 @@ std::vector<HbaRule> parse_hba_records(const std::vector<ConfLine>& records, Dia
     const ConfToken* address = single(3, "host name");
     std::size_t next = 4;
     const ConfToken* mask = nullptr;
-    if (address != nullptr && !address->quoted && address->text.find('/') == std::string::npos &&
-        address->text != "all" && address->text != "samehost" && address->text != "samenet") {
+    bool v6 = false;
+    std::array<std::uint8_t, 16> ip{};
+    if (address != nullptr && address->text.find('/') == std::string::npos &&
+        parse_ip(address->text, v6, ip)) {
       // An IP address without /prefix takes its netmask from the next column.
       mask = single(4, "netmask");
       next = 5;
       if (f.size() < 6) {
-        errors.push_back({record.where, "end-of-line before authentication method"});
+        errors.push_back({at_column(record.where, address->column),
+                          "end-of-line before authentication method: an IP address without "
+                          "/prefix takes a netmask column (write " +
+                              address->text + (v6 ? "/128" : "/32") + " for one host)"});
         continue;
       }
     }

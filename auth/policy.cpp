@@ -213,12 +213,13 @@ Verdict Policy::evaluate(const AccessRequest& request, const CertificateIdentity
   using Replication = AccessRequest::Replication;
   const bool physical = request.replication == Replication::physical;
   const Ip ip = to_ip(request.address);
-  const std::string host = ip_text(request.address);
-  // PostgreSQL's words for the connection, as in its hba messages.
-  const std::string who = physical ? "host " + quoted(host) + ", user " + quoted(request.user)
-                                   : "host " + quoted(host) + ", user " + quoted(request.user) +
-                                         ", database " + quoted(request.database);
-  const std::string encryption = request.ssl ? "SSL encryption" : "no encryption";
+  // PostgreSQL's words for the connection, as in its hba messages; built only for refusals.
+  auto who = [&] {
+    const std::string host =
+        "host " + quoted(ip_text(request.address)) + ", user " + quoted(request.user);
+    return (physical ? host : host + ", database " + quoted(request.database)) + ", " +
+           (request.ssl ? "SSL encryption" : "no encryption");
+  };
   auto skip = [&](const HbaRule& rule, const std::string& why) {
     if (trace) trace->push_back(rule_label(rule) + "\n    skipped: " + why);
   };
@@ -265,7 +266,7 @@ Verdict Policy::evaluate(const AccessRequest& request, const CertificateIdentity
         break;
     }
     if (!address_ok) {
-      skip(rule, "client address " + host + " does not match " + a.text);
+      skip(rule, "client address " + ip_text(request.address) + " does not match " + a.text);
       continue;
     }
 
@@ -309,16 +310,15 @@ Verdict Policy::evaluate(const AccessRequest& request, const CertificateIdentity
     if (rule.method == config::HbaMethod::reject) {
       v.kind = Verdict::Kind::rejected;
       v.client_message = std::string("pg_hba.conf rejects ") +
-                         (physical ? "replication connection" : "connection") + " for " + who +
-                         ", " + encryption;
+                         (physical ? "replication connection" : "connection") + " for " + who();
       v.detail = "rejected by " + rule.where.str();
       return v;
     }
     return decide_cert(rule, request, cert);
   }
   v.kind = Verdict::Kind::no_rule;
-  v.client_message = "no pg_hba.conf entry for " +
-                     (physical ? "replication connection from " + who : who) + ", " + encryption;
+  v.client_message = std::string("no pg_hba.conf entry for ") +
+                     (physical ? "replication connection from " : "") + who();
   v.detail = "no rule matches";
   if (trace) trace->push_back("no rule matches: the connection is refused");
   return v;

@@ -1,5 +1,7 @@
 #include "protocol/builders.h"
 
+#include "protocol/initial_packet.h"
+
 namespace pgmtls::protocol {
 
 namespace {
@@ -16,6 +18,7 @@ class Writer {
     for (int shift = 24; shift >= 0; shift -= 8)
       out_.push_back(static_cast<std::uint8_t>(v >> shift));
   }
+  void bytes(std::string_view s) { out_.insert(out_.end(), s.begin(), s.end()); }
   void cstring(std::string_view s) {
     out_.insert(out_.end(), s.begin(), s.end());
     out_.push_back(0);
@@ -85,6 +88,32 @@ std::vector<std::uint8_t> negotiate_protocol_version(std::uint32_t newest_minor,
 
 std::vector<std::uint8_t> terminate_message() {
   return std::move(Writer('X')).finish();
+}
+
+std::vector<std::uint8_t> ssl_request() {
+  Writer w(0);
+  w.u32(kSSLRequestCode);
+  return std::move(w).finish();
+}
+
+std::vector<std::uint8_t> password_message(std::string_view password) {
+  Writer w('p');
+  w.cstring(without_nul(password));
+  return std::move(w).finish();
+}
+
+std::vector<std::uint8_t> sasl_initial_response(std::string_view mechanism, std::string_view data) {
+  Writer w('p');
+  w.cstring(without_nul(mechanism));
+  w.u32(static_cast<std::uint32_t>(data.size()));
+  w.bytes(data);
+  return std::move(w).finish();
+}
+
+std::vector<std::uint8_t> sasl_response(std::string_view data) {
+  Writer w('p');
+  w.bytes(data);
+  return std::move(w).finish();
 }
 
 }  // namespace pgmtls::protocol

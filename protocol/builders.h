@@ -31,6 +31,18 @@ std::vector<std::uint8_t> negotiate_protocol_version(std::uint32_t newest_minor,
 // Terminate ('X'), sent to a backend before closing a connection pgmtls opened.
 std::vector<std::uint8_t> terminate_message();
 
+// SSLRequest, which pgmtls sends to a backend before its TLS handshake.
+std::vector<std::uint8_t> ssl_request();
+
+// PasswordMessage ('p') carrying a cleartext or MD5-hashed password.
+std::vector<std::uint8_t> password_message(std::string_view password);
+
+// SASLInitialResponse ('p'): the chosen mechanism and the client's first message.
+std::vector<std::uint8_t> sasl_initial_response(std::string_view mechanism, std::string_view data);
+
+// SASLResponse ('p'): a later client message of the SASL exchange.
+std::vector<std::uint8_t> sasl_response(std::string_view data);
+
 // The one-byte answers to SSLRequest and GSSENCRequest.
 inline constexpr std::uint8_t kSSLAccepted = 'S';
 inline constexpr std::uint8_t kEncryptionRefused = 'N';

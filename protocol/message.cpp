@@ -21,6 +21,26 @@ std::optional<std::uint32_t> authentication_code(const Message& message) {
   return read_u32(message.payload.data());
 }
 
+Bytes authentication_data(const Message& message) {
+  if (message.payload.size() < 4) return {};
+  return Bytes(message.payload).subspan(4);
+}
+
+std::optional<std::vector<std::string>> sasl_mechanisms(const Message& message) {
+  const Bytes data = authentication_data(message);
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  for (;;) {
+    std::size_t end = pos;
+    while (end < data.size() && data[end] != 0)
+      ++end;
+    if (end == data.size()) return std::nullopt;  // no terminator
+    if (end == pos) return out;                   // the empty string ends the list
+    out.emplace_back(reinterpret_cast<const char*>(data.data() + pos), end - pos);
+    pos = end + 1;
+  }
+}
+
 std::map<char, std::string> parse_error_fields(Bytes payload) {
   std::map<char, std::string> fields;
   std::size_t pos = 0;

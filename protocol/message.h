@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "protocol/result.h"
 
@@ -47,6 +48,13 @@ Parsed<Message> parse_message(Bytes input, std::size_t max_payload);
 
 // The code of an Authentication ('R') message, or nullopt if the payload is too short.
 std::optional<std::uint32_t> authentication_code(const Message& message);
+
+// The bytes of an Authentication message after its code (MD5 salt, SASL data).
+Bytes authentication_data(const Message& message);
+
+// The mechanism names of an AuthenticationSASL message (a list of strings ended by an empty one);
+// nullopt if malformed.
+std::optional<std::vector<std::string>> sasl_mechanisms(const Message& message);
 
 // The fields of an ErrorResponse or NoticeResponse, keyed by field type ('S', 'C', 'M', ...).
 // Malformed input yields the fields read so far.

@@ -140,5 +140,35 @@ TEST(OneByteAnswers, Values) {
   EXPECT_EQ(kEncryptionRefused, 'N');
 }
 
+TEST(Builders, SslRequestIsTheEightByteCode) {
+  EXPECT_EQ(ssl_request(), (ByteVec{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}));
+}
+
+TEST(Builders, PasswordMessage) {
+  EXPECT_EQ(password_message("md5abc"), wire('p', s("md5abc\0", 7)));
+}
+
+TEST(Builders, SaslInitialResponseCarriesMechanismAndLength) {
+  EXPECT_EQ(sasl_initial_response("SCRAM-SHA-256", "n,,n=,r=x"),
+            wire('p', s("SCRAM-SHA-256\0\0\0\0\x09n,,n=,r=x", 27)));
+}
+
+TEST(Builders, SaslResponseIsTheRawData) {
+  EXPECT_EQ(sasl_response("c=biws"), wire('p', "c=biws"));
+}
+
+TEST(Builders, SaslMechanismsParse) {
+  const ByteVec msg = wire('R', s("\0\0\0\x0aSCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0", 38));
+  auto parsed = parse_message(msg, 1024);
+  ASSERT_TRUE(std::holds_alternative<Message>(parsed));
+  const auto mechanisms = sasl_mechanisms(std::get<Message>(parsed));
+  ASSERT_TRUE(mechanisms);
+  EXPECT_EQ(*mechanisms, (std::vector<std::string>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"}));
+
+  // Without the final empty string the list is malformed.
+  const ByteVec truncated = wire('R', s("\0\0\0\x0aSCRAM-SHA-256", 17));
+  EXPECT_FALSE(sasl_mechanisms(std::get<Message>(parse_message(truncated, 1024))));
+}
+
 }  // namespace
 }  // namespace pgmtls::protocol

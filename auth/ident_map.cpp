@@ -2,12 +2,16 @@
 
 namespace pgmtls::auth {
 
+boost::regex compile_pg_regex(const std::string& pattern) {
+  return boost::regex(pattern, boost::regex::perl | boost::regex::no_mod_m);
+}
+
 namespace {
 
 std::optional<boost::regex> compile_regex(const std::string& pattern, const config::Location& where,
                                           config::Diagnostics& errors) {
   try {
-    return boost::regex(pattern, boost::regex::perl);
+    return compile_pg_regex(pattern);
   } catch (const boost::regex_error& e) {
     errors.push_back({where, "invalid regular expression \"" + pattern + "\": " + e.what()});
     return std::nullopt;

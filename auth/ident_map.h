@@ -14,6 +14,11 @@
 
 namespace pgmtls::auth {
 
+// Compiles a regular expression for the maps and rules: Perl syntax, and ^ and $ match only at
+// the ends of the text (as in PostgreSQL), never at a line break inside a certificate name.
+// Throws boost::regex_error.
+boost::regex compile_pg_regex(const std::string& pattern);
+
 class IdentMaps {
  public:
   struct Decision {

@@ -16,8 +16,9 @@ namespace {
 std::string name_rfc2253(const X509_NAME* name) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || name == nullptr) return {};
-  // RFC 2253 order and escaping, but UTF-8 left as is (as PostgreSQL does for clientname=DN).
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  // Exactly PostgreSQL's clientname=DN string: RFC 2253 order and escaping, which writes bytes
+  // above 0x7f as \XX (so "CN=jürgen" is "CN=j\C3\BCrgen"); the differential test checks it.
+  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
   char* data = nullptr;
   const long len = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<std::size_t>(len));

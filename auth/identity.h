@@ -11,8 +11,9 @@ namespace pgmtls::auth {
 
 struct CertificateIdentity {
   std::string cn;                  // the subject's first commonName, as PostgreSQL uses
-  std::string subject_dn;          // RFC 2253, as PostgreSQL's clientname=DN
-  std::string issuer_dn;           // RFC 2253
+  std::string subject_dn;          // RFC 2253, exactly as PostgreSQL's clientname=DN (non-ASCII
+                                   // bytes escaped as \XX)
+  std::string issuer_dn;           // RFC 2253, the same way
   std::string serial;              // upper-case hex, as `openssl x509 -serial` prints it
   std::string sha256_fingerprint;  // lower-case hex, no separators
   std::vector<std::string> san_dns;

@@ -113,7 +113,7 @@ std::optional<boost::regex> compile_name_regex(const HbaName& name, const HbaRul
                                                config::Diagnostics& errors) {
   if (name.quoted || !name.is_regex()) return std::nullopt;
   try {
-    return boost::regex(name.text.substr(1), boost::regex::perl);
+    return compile_pg_regex(name.text.substr(1));
   } catch (const boost::regex_error& e) {
     errors.push_back(
         {rule.where, "invalid regular expression \"" + name.text.substr(1) + "\": " + e.what()});

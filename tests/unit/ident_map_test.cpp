@@ -57,6 +57,16 @@ TEST(IdentMaps, RegexWithBackreference) {
   EXPECT_FALSE(maps.check("certmap", "eve@exampleXcom", "eve").allowed);
 }
 
+// Anchors match only at the ends of the name, as in PostgreSQL: a CN with a line break must not
+// satisfy ^...$ through one of its lines (found by the differential test against PostgreSQL).
+TEST(IdentMaps, AnchorsDoNotMatchAtLineBreaks) {
+  const auto maps = compile_ok({line("m", "/^([a-z]+)@example\\.com$", "\\1")});
+  EXPECT_TRUE(maps.check("m", "bob@example.com", "bob").allowed);
+  EXPECT_FALSE(maps.check("m", "mallory\nbob@example.com", "bob").allowed);
+  EXPECT_FALSE(maps.check("m", "bob@example.com\nmallory", "bob").allowed);
+  EXPECT_FALSE(maps.check("m", "bob@example.com\n", "bob").allowed);
+}
+
 TEST(IdentMaps, BackreferenceWithinALongerRole) {
   const auto maps = compile_ok({line("m", "/^svc-([a-z]+)$", "app_\\1_rw")});
   EXPECT_TRUE(maps.check("m", "svc-billing", "app_billing_rw").allowed);

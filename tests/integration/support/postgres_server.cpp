@@ -71,7 +71,9 @@ std::uint16_t free_tcp_port() {
   return ntohs(addr.sin_port);
 }
 
-PostgresServer::PostgresServer() {
+PostgresServer::PostgresServer() : PostgresServer(PostgresOptions{}) {}
+
+PostgresServer::PostgresServer(const PostgresOptions& options) : options_(options) {
   base_dir_ = make_temp_dir("pgmtls-pg");
   data_dir_ = base_dir_ + "/data";
   try {
@@ -99,13 +101,20 @@ PostgresServer::PostgresServer() {
                                read_file(initdb_log));
     }
     // pgmtls reaches the server over plain TCP and trusts it to accept the mapped role.
-    write_text_file(data_dir_ + "/pg_hba.conf",
-                    "local all all trust\n"
-                    "host all all 127.0.0.1/32 trust\n",
-                    0600);
-    if (run_as_) {
-      if (::chown((data_dir_ + "/pg_hba.conf").c_str(), run_as_->first, run_as_->second) != 0) {
-        throw std::runtime_error(std::string("chown pg_hba.conf: ") + std::strerror(errno));
+    std::map<std::string, std::string> files{{"pg_hba.conf",
+                                              "local all all trust\n"
+                                              "host all all 127.0.0.1/32 trust\n"}};
+    for (const auto& [name, content] : options_.data_files) {
+      if (name.empty() || name.find('/') != std::string::npos) {
+        throw std::invalid_argument("data file name \"" + name + "\" is not a plain file name");
+      }
+      files[name] = content;
+    }
+    for (const auto& [name, content] : files) {
+      const std::string path = data_dir_ + "/" + name;
+      write_text_file(path, content, 0600);
+      if (run_as_ && ::chown(path.c_str(), run_as_->first, run_as_->second) != 0) {
+        throw std::runtime_error("chown " + path + ": " + std::strerror(errno));
       }
     }
     std::string failure;
@@ -125,15 +134,31 @@ PostgresServer::PostgresServer() {
 bool PostgresServer::start_on_free_port(std::string& failure) {
   port_ = free_tcp_port();
   const int log_fd = open_log(base_dir_ + "/postgres.log");
+  std::vector<std::string> argv{postgres_bindir() + "/postgres",
+                                "-D",
+                                data_dir_,
+                                "-p",
+                                std::to_string(port_),
+                                "-k",
+                                base_dir_,
+                                "-c",
+                                "listen_addresses=127.0.0.1",
+                                "-c",
+                                "fsync=off",
+                                "-c",
+                                "synchronous_commit=off",
+                                "-c",
+                                "full_page_writes=off",
+                                "-c",
+                                "max_connections=200",
+                                "-c",
+                                "shared_buffers=32MB"};
+  for (const auto& setting : options_.settings) {
+    argv.push_back("-c");
+    argv.push_back(setting);
+  }
   try {
-    server_ = std::make_unique<ChildProcess>(
-        SpawnOptions{{postgres_bindir() + "/postgres", "-D", data_dir_, "-p", std::to_string(port_),
-                      "-k", base_dir_, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
-                      "synchronous_commit=off", "-c", "full_page_writes=off", "-c",
-                      "max_connections=200", "-c", "shared_buffers=32MB"},
-                     run_as_,
-                     log_fd,
-                     log_fd});
+    server_ = std::make_unique<ChildProcess>(SpawnOptions{argv, run_as_, log_fd, log_fd});
   } catch (...) {
     ::close(log_fd);
     throw;
@@ -169,9 +194,13 @@ std::string PostgresServer::conninfo(const std::string& dbname) const {
          " sslmode=disable";
 }
 
+std::string PostgresServer::socket_conninfo(const std::string& dbname) const {
+  return "host=" + base_dir_ + " port=" + std::to_string(port_) + " user=postgres dbname=" + dbname;
+}
+
 std::optional<std::string> PostgresServer::exec(const std::string& sql) const {
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn(
-      PQconnectdb((conninfo() + " connect_timeout=10").c_str()), &PQfinish);
+      PQconnectdb((socket_conninfo() + " connect_timeout=10").c_str()), &PQfinish);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     throw std::runtime_error("cannot connect to postgres: " +
                              std::string(PQerrorMessage(conn.get())));

@@ -3,18 +3,32 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tests/integration/support/process.h"
 
 namespace pgmtls::integration {
 
+struct PostgresOptions {
+  // Extra server settings as "name=value", each passed as `-c name=value` after the defaults
+  // (so they win), e.g. "ssl=on", "ssl_ca_file=root.crt".
+  std::vector<std::string> settings;
+  // Files written into the data directory before the server starts, owned by the server's user
+  // with mode 0600: plain file name (no '/') -> content. "pg_hba.conf" and "pg_ident.conf" replace
+  // the defaults (trust on 127.0.0.1 and for local connections). Relative paths in settings such
+  // as ssl_cert_file, and @file references in pg_hba.conf, resolve against the data directory.
+  std::map<std::string, std::string> data_files;
+};
+
 class PostgresServer {
  public:
   // Throws std::runtime_error (with the server's log) if it cannot be started within ~30 s.
   PostgresServer();
+  explicit PostgresServer(const PostgresOptions& options);
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
   ~PostgresServer();
@@ -22,8 +36,12 @@ class PostgresServer {
   std::uint16_t port() const { return port_; }
   // A libpq conninfo for the superuser over TCP.
   std::string conninfo(const std::string& dbname = "postgres") const;
-  // Runs SQL as the superuser; returns the first value of the last result, if any. Throws with
-  // the server's message on failure.
+  // A libpq conninfo for the superuser over the Unix-domain socket (a `local` pg_hba.conf line).
+  std::string socket_conninfo(const std::string& dbname = "postgres") const;
+  // Runs SQL as the superuser over the Unix-domain socket, so it works whatever pg_hba.conf says
+  // about TCP as long as it trusts `local` connections of the superuser (the default one does).
+  // Returns the first value of the last result, if any. Throws with the server's message on
+  // failure.
   std::optional<std::string> exec(const std::string& sql) const;
   void create_login_role(const std::string& name) const;
   std::string log() const;  // the server's stderr so far
@@ -31,6 +49,7 @@ class PostgresServer {
  private:
   bool start_on_free_port(std::string& failure);
 
+  PostgresOptions options_;
   std::string base_dir_;
   std::string data_dir_;
   std::uint16_t port_ = 0;

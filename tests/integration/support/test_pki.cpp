@@ -42,8 +42,10 @@ std::string numbered_user(int i) {
 
 TestPki::TestPki(int numbered_users) : dir_(make_temp_dir("pgmtls-pki")) {
   try {
-    const auto root = pki::self_signed(ca_spec("pgmtls test root CA", 1));
-    const auto intermediate = pki::issue(ca_spec("pgmtls test intermediate CA", 0), root);
+    root_ = pki::self_signed(ca_spec("pgmtls test root CA", 1));
+    intermediate_ = pki::issue(ca_spec("pgmtls test intermediate CA", 0), root_);
+    const auto& root = root_;
+    const auto& intermediate = intermediate_;
     const auto rogue = pki::self_signed(ca_spec("pgmtls test rogue CA", std::nullopt));
     pki::write_certificates(root_ca_file(), {root.cert.get()});
     pki::write_certificates(ca_chain_file(), {root.cert.get(), intermediate.cert.get()});
@@ -111,6 +113,17 @@ const ClientCertificate& TestPki::client(const std::string& name) const {
   const auto found = clients_.find(name);
   if (found == clients_.end()) throw std::out_of_range("no test client certificate " + name);
   return found->second;
+}
+
+const ClientCertificate& TestPki::add_client(const std::string& name,
+                                             const pki::CertificateSpec& spec, Issuer issuer) {
+  if (clients_.count(name) != 0) throw std::invalid_argument("test client " + name + " exists");
+  if (issuer == Issuer::intermediate) {
+    write_client(name, pki::issue(spec, intermediate_), &intermediate_);
+  } else {
+    write_client(name, pki::issue(spec, root_));
+  }
+  return clients_.at(name);
 }
 
 void TestPki::write_client(const std::string& name, const pki::Credential& credential,

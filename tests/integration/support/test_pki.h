@@ -50,12 +50,22 @@ class TestPki {
 
   const ClientCertificate& client(const std::string& name) const;
 
+  enum class Issuer { root, intermediate };
+  // Issues one more client certificate from `spec` (written as name.crt / name.key, like the
+  // built-in ones). From the intermediate, the file holds the leaf and the intermediate. Throws if
+  // `name` is taken.
+  const ClientCertificate& add_client(const std::string& name,
+                                      const auth::pki::CertificateSpec& spec,
+                                      Issuer issuer = Issuer::root);
+
  private:
   void write_client(const std::string& name, const auth::pki::Credential& credential,
                     const auth::pki::Credential* send_intermediate = nullptr);
 
   std::string dir_;
   std::map<std::string, ClientCertificate> clients_;
+  auth::pki::Credential root_;
+  auth::pki::Credential intermediate_;
 };
 
 }  // namespace pgmtls::integration

@@ -1,5 +1,7 @@
 #include "auth/tls_context.h"
 
+#include <arpa/inet.h>
+
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
@@ -79,8 +81,7 @@ std::string describe_verify_failure(X509_STORE_CTX* store) {
   std::string subject;
   if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
     BioPtr bio(BIO_new(BIO_s_mem()));
-    X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0,
-                       XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+    X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
     char* data = nullptr;
     const long len = BIO_get_mem_data(bio.get(), &data);
     subject.assign(data, static_cast<std::size_t>(len));
@@ -253,6 +254,70 @@ long verify_client_certificate(SSL_CTX* ctx, X509* leaf, const std::vector<X509*
   const int code = X509_STORE_CTX_get_error(store_ctx.get());
   error = describe_verify_failure(store_ctx.get());
   return code;
+}
+
+SslCtxPtr build_backend_tls_context(const config::BackendTlsConfig& tls,
+                                    config::Diagnostics& errors, const config::Location& where) {
+  using config::SslMode;
+  if (tls.sslmode == SslMode::disable) return nullptr;
+  const std::size_t errors_before = errors.size();
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) {
+    errors.push_back({where, "cannot create a TLS context: " + openssl_error_text()});
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx.get(), protocol_version(tls.ssl_min_protocol_version));
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+
+  bool have_roots = false;
+  if (tls.system_roots) {
+    have_roots = SSL_CTX_set_default_verify_paths(ctx.get()) == 1;
+  } else if (!tls.sslrootcert.empty()) {
+    have_roots =
+        SSL_CTX_load_verify_locations(ctx.get(), tls.sslrootcert.path.c_str(), nullptr) == 1;
+    if (!have_roots) {
+      errors.push_back({tls.sslrootcert.where, "cannot load CA certificates from \"" +
+                                                   tls.sslrootcert.path +
+                                                   "\": " + openssl_error_text()});
+    }
+  }
+  // libpq: require with a root certificate verifies the chain like verify-ca.
+  const bool verify = tls.sslmode == SslMode::verify_ca || tls.sslmode == SslMode::verify_full ||
+                      (tls.sslmode == SslMode::require && have_roots);
+  SSL_CTX_set_verify(ctx.get(), verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER);
+
+  if (!tls.sslcert.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.sslcert.path.c_str()) != 1) {
+      errors.push_back({tls.sslcert.where, "cannot load certificate chain from \"" +
+                                               tls.sslcert.path + "\": " + openssl_error_text()});
+    } else if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.sslkey.path.c_str(), SSL_FILETYPE_PEM) !=
+                   1 ||
+               SSL_CTX_check_private_key(ctx.get()) != 1) {
+      errors.push_back({tls.sslkey.where, "sslkey \"" + tls.sslkey.path +
+                                              "\" cannot be loaded or does not match sslcert: " +
+                                              openssl_error_text()});
+    }
+  }
+  if (errors.size() != errors_before) return nullptr;
+  return ctx;
+}
+
+bool configure_backend_ssl(SSL* ssl, const config::BackendTlsConfig& tls, const std::string& host) {
+  in6_addr a6{};
+  in_addr a4{};
+  const bool is_ip =
+      inet_pton(AF_INET, host.c_str(), &a4) == 1 || inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+  if (tls.sslsni && !is_ip && SSL_set_tlsext_host_name(ssl, host.c_str()) != 1) return false;
+  if (tls.sslmode == config::SslMode::verify_full) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+                         : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+    if (ok != 1) return false;
+  }
+  return true;
 }
 
 }  // namespace pgmtls::auth

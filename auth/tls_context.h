@@ -24,6 +24,17 @@ struct ServerTlsContext {
 std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig& tls,
                                                          config::Diagnostics& errors);
 
+// The client-side SSL_CTX pgmtls uses towards a backend: minimum version, trusted roots
+// (sslrootcert or the system store), pgmtls's own certificate and key (sslcert/sslkey), and peer
+// verification for verify-ca / verify-full, or for require when a root bundle is given (libpq's
+// rule). Host name checks are per connection (configure_backend_ssl). Null for sslmode disable.
+SslCtxPtr build_backend_tls_context(const config::BackendTlsConfig& tls,
+                                    config::Diagnostics& errors, const config::Location& where);
+
+// Per-connection settings on a backend SSL: SNI (unless disabled or `host` is an IP literal) and,
+// for verify-full, the host name or IP address the certificate must carry.
+bool configure_backend_ssl(SSL* ssl, const config::BackendTlsConfig& tls, const std::string& host);
+
 // Makes the verification of this connection's client certificate record, on the first failure,
 // which certificate failed and why ("depth 0 subject \"CN=...\": certificate has expired") into
 // `*out`. `out` must outlive the handshake.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <cstdlib>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -524,14 +525,157 @@ class Loader {
              {"sslmode",
               [&](const YAML::Node& n) {
                 auto v = scalar(n, prefix + ".sslmode");
-                if (v && *v != "disable") {
-                  error(n, prefix + ".sslmode \"" + *v +
-                               "\" is not supported yet (this version connects to backends over "
-                               "plain TCP: sslmode: disable)");
+                if (!v) return;
+                auto mode = parse_sslmode(*v);
+                if (!mode) {
+                  error(n, prefix + ".sslmode must be disable, prefer, require, verify-ca or "
+                                    "verify-full, not \"" +
+                               *v + "\"");
+                  return;
+                }
+                backend.tls.sslmode = *mode;
+              }},
+             {"sslrootcert",
+              [&](const YAML::Node& n) {
+                if (n.IsScalar() && n.Scalar() == "system") {
+                  backend.tls.system_roots = true;
+                } else {
+                  path(n, prefix + ".sslrootcert", backend.tls.sslrootcert);
+                }
+              }},
+             {"sslcert",
+              [&](const YAML::Node& n) { path(n, prefix + ".sslcert", backend.tls.sslcert); }},
+             {"sslkey",
+              [&](const YAML::Node& n) { path(n, prefix + ".sslkey", backend.tls.sslkey); }},
+             {"ssl_min_protocol_version",
+              [&](const YAML::Node& n) {
+                protocol_version(n, prefix + ".ssl_min_protocol_version",
+                                 backend.tls.ssl_min_protocol_version);
+              }},
+             {"sslsni",
+              [&](const YAML::Node& n) { boolean(n, prefix + ".sslsni", backend.tls.sslsni); }},
+             {"allow_cleartext_password_without_tls",
+              [&](const YAML::Node& n) {
+                boolean(n, prefix + ".allow_cleartext_password_without_tls",
+                        backend.allow_cleartext_password_without_tls);
+              }},
+             {"auth",
+              [&](const YAML::Node& n) { load_credential(n, prefix + ".auth", backend.auth); }},
+             {"roles",
+              [&](const YAML::Node& n) {
+                if (!n.IsMap()) {
+                  error(n, prefix + ".roles must map role names to {auth: ...}");
+                  return;
+                }
+                for (const auto& role : n) {
+                  const std::string name = role.first.Scalar();
+                  const std::string role_prefix = prefix + ".roles." + name;
+                  CredentialConfig& credential = backend.roles[name];
+                  walk(role.second, role_prefix,
+                       {{"auth", [&](const YAML::Node& a) {
+                           load_credential(a, role_prefix + ".auth", credential);
+                         }}});
                 }
               }},
          });
+    const auto& tls = backend.tls;
+    if ((tls.sslmode == SslMode::verify_ca || tls.sslmode == SslMode::verify_full) &&
+        tls.sslrootcert.empty() && !tls.system_roots) {
+      error(entry.second, prefix + ".sslmode " + std::string(to_string(tls.sslmode)) +
+                              " needs sslrootcert: a CA bundle file (such as RDS's "
+                              "global-bundle.pem), or \"system\" for the system's trust store");
+    }
+    if (tls.sslcert.empty() != tls.sslkey.empty()) {
+      error(entry.second, prefix + ": sslcert and sslkey go together");
+    }
     if (entry.second.IsMap()) require(entry.second, prefix, "host", has_host);
+  }
+
+  // One credential source: password_file, password_env or passfile.
+  void load_credential(const YAML::Node& node, const std::string& key, CredentialConfig& out) {
+    out.where = loc(node);
+    int sources = 0;
+    walk(node, key,
+         {
+             {"password_file",
+              [&](const YAML::Node& n) {
+                ++sources;
+                PathSetting file;
+                path(n, key + ".password_file", file);
+                if (file.empty()) return;
+                std::string text;
+                if (!read_secret_file(file.path, text)) {
+                  error(n, "cannot read " + key + ".password_file \"" + file.path +
+                               "\": " + std::strerror(errno));
+                  return;
+                }
+                // One trailing newline is the file's, not the password's.
+                if (text.ends_with('\n')) text.pop_back();
+                if (text.ends_with('\r')) text.pop_back();
+                if (text.empty()) error(n, key + ".password_file \"" + file.path + "\" is empty");
+                out.kind = CredentialConfig::Kind::password;
+                out.password = std::move(text);
+                out.origin = "password_file " + file.path;
+              }},
+             {"password_env",
+              [&](const YAML::Node& n) {
+                ++sources;
+                auto v = scalar(n, key + ".password_env");
+                if (!v) return;
+                const char* value = std::getenv(v->c_str());
+                if (value == nullptr || *value == '\0') {
+                  error(n, key + ".password_env: the environment variable " + *v +
+                               " is not set or empty");
+                  return;
+                }
+                out.kind = CredentialConfig::Kind::password;
+                out.password = value;
+                out.origin = "password_env " + *v;
+              }},
+             {"passfile",
+              [&](const YAML::Node& n) {
+                ++sources;
+                PathSetting file;
+                path(n, key + ".passfile", file);
+                if (file.empty()) return;
+                struct stat st {};
+                if (::stat(file.path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+                  error(n, key + ".passfile \"" + file.path +
+                               "\" has group or world access; permissions should be u=rw "
+                               "(0600) or less");
+                  return;
+                }
+                std::string text;
+                if (!read_secret_file(file.path, text)) {
+                  error(n, "cannot read " + key + ".passfile \"" + file.path +
+                               "\": " + std::strerror(errno));
+                  return;
+                }
+                out.kind = CredentialConfig::Kind::passfile;
+                out.passfile = parse_passfile(text, file.path, errors_);
+                out.origin = "passfile " + file.path;
+              }},
+         });
+    if (node.IsMap() && sources != 1) {
+      error(node, key + " needs exactly one of password_file, password_env, passfile");
+    }
+  }
+
+  static bool read_secret_file(const std::string& path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    out = buf.str();
+    return true;
+  }
+
+  static std::optional<SslMode> parse_sslmode(const std::string& text) {
+    for (auto mode : {SslMode::disable, SslMode::prefer, SslMode::require, SslMode::verify_ca,
+                      SslMode::verify_full}) {
+      if (text == to_string(mode)) return mode;
+    }
+    return std::nullopt;
   }
 
   void load_log(const YAML::Node& node, LogConfig& log) {
@@ -557,6 +701,17 @@ class Loader {
 };
 
 }  // namespace
+
+std::string_view to_string(SslMode mode) {
+  switch (mode) {
+    case SslMode::disable: return "disable";
+    case SslMode::prefer: return "prefer";
+    case SslMode::require: return "require";
+    case SslMode::verify_ca: return "verify-ca";
+    case SslMode::verify_full: return "verify-full";
+  }
+  return "?";
+}
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::size_t digits = 0;

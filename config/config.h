@@ -13,6 +13,7 @@
 #include "config/diagnostics.h"
 #include "config/hba_file.h"
 #include "config/ident_file.h"
+#include "config/passfile.h"
 
 namespace pgmtls::config {
 
@@ -44,12 +45,49 @@ struct TlsConfig {
   Location where;
 };
 
+// libpq's sslmode values (`allow` is not offered: it would prefer plaintext).
+enum class SslMode { disable, prefer, require, verify_ca, verify_full };
+std::string_view to_string(SslMode mode);
+
+// TLS towards a backend, with libpq's names and meanings.
+struct BackendTlsConfig {
+  SslMode sslmode = SslMode::prefer;
+  PathSetting sslrootcert;          // CA bundle; empty with system_roots: the system's store
+  bool system_roots = false;        // sslrootcert: system
+  PathSetting sslcert;              // pgmtls's own client certificate, for backends using `cert`
+  PathSetting sslkey;
+  std::string ssl_min_protocol_version = "TLSv1.2";
+  bool sslsni = true;
+};
+
+// How pgmtls answers a backend's password request for a role. Secrets are read when the config
+// is loaded and never appear in a message.
+struct CredentialConfig {
+  enum class Kind { none, password, passfile };
+  Kind kind = Kind::none;
+  std::string password;                 // password_file / password_env
+  std::vector<PassfileEntry> passfile;  // passfile
+  std::string origin;                   // e.g. "password_env PGMTLS_PW", for messages
+  Location where;
+};
+
 struct BackendConfig {
   std::string name = "default";
   std::string host;
   std::uint16_t port = 5432;
   std::chrono::milliseconds connect_timeout{5000};
+  BackendTlsConfig tls;
+  CredentialConfig auth;                          // for every role without its own
+  std::map<std::string, CredentialConfig> roles;  // per-role credentials
+  // A cleartext password (AuthenticationCleartextPassword) is only sent over TLS unless this is set.
+  bool allow_cleartext_password_without_tls = false;
   Location where;
+
+  // The credential for `role`: its own, else the backend's default.
+  const CredentialConfig& credential_for(const std::string& role) const {
+    auto it = roles.find(role);
+    return it != roles.end() ? it->second : auth;
+  }
 };
 
 // The identity: section: how rules identify a certificate unless a rule says otherwise.

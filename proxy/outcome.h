@@ -30,6 +30,7 @@ inline constexpr std::string_view kHbaReject = "hba_reject";            // a rej
 inline constexpr std::string_view kIssuerMismatch = "issuer_mismatch";  // pinned issuer differs
 inline constexpr std::string_view kBackendUnavailable = "backend_unavailable";
 inline constexpr std::string_view kBackendAuthFailed = "backend_auth_failed";
+inline constexpr std::string_view kBackendTlsFailed = "backend_tls_failed";
 inline constexpr std::string_view kBackendError = "backend_error";  // backend refused start-up
 inline constexpr std::string_view kBackendProtocolError = "backend_protocol_error";
 inline constexpr std::string_view kServerShutdown = "server_shutdown";

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "auth/identity.h"
+#include "auth/scram.h"
 #include "auth/tls_context.h"
 #include "auth/verify_reason.h"
 #include "protocol/builders.h"
@@ -381,14 +383,83 @@ class Session : public std::enable_shared_from_this<Session> {
       co_return co_await backend_unavailable("connect to " + backend_name_ + ": " + ec.message());
     }
     backend_.set_option(tcp::no_delay(true), ec);
+    const bool ok = co_await negotiate_backend_tls();
+    co_return ok;
+  }
+
+  asio::awaitable<bool> backend_unavailable(std::string detail,
+                                            std::string_view why = reason::kBackendUnavailable) {
+    co_await refuse(why, sqlstate::kConnectionFailure, "could not connect to the database server",
+                    std::move(detail));
+    outcome_.result = Result::error;
+    co_return false;
+  }
+
+  // SSLRequest and, when the backend agrees, the TLS handshake, as libpq does for `sslmode`.
+  asio::awaitable<bool> negotiate_backend_tls() {
+    const auto& backend = snap_->config.backend;
+    const auto mode = backend.tls.sslmode;
+    if (mode == config::SslMode::disable) co_return true;
+    const auto request = protocol::ssl_request();
+    auto [ec, n] = co_await asio::async_write(backend_, asio::buffer(request), use_tuple);
+    if (ec) co_return co_await backend_unavailable("sending SSLRequest: " + ec.message());
+    std::uint8_t answer = 0;
+    std::tie(ec, n) = co_await asio::async_read(backend_, asio::buffer(&answer, 1), use_tuple);
+    if (ec) {
+      if (deadline_expired_) co_return startup_io_failed(ec, "the backend's SSLRequest");
+      co_return co_await backend_unavailable("backend closed the connection after SSLRequest: " +
+                                             ec.message());
+    }
+    if (answer == 'N') {
+      if (mode == config::SslMode::prefer) co_return true;
+      co_return co_await backend_unavailable(
+          "the backend does not accept TLS, and sslmode is " + std::string(config::to_string(mode)),
+          reason::kBackendTlsFailed);
+    }
+    if (answer != 'S') {
+      co_return co_await backend_protocol_error("unexpected answer to SSLRequest");
+    }
+    // Bytes already waiting were not encrypted; reading them as TLS would let a
+    // man-in-the-middle inject them (CVE-2021-23222).
+    if (backend_.available(ec) > 0) {
+      co_return co_await backend_protocol_error("received unencrypted data after SSL response");
+    }
+    backend_tls_.emplace(backend_, *snap_->backend_tls);
+    if (!auth::configure_backend_ssl(backend_tls_->native_handle(), backend.tls, backend.host)) {
+      co_return co_await backend_unavailable(
+          "cannot set up TLS for host " + backend.host + ": " + auth::openssl_error_text(),
+          reason::kBackendTlsFailed);
+    }
+    std::tie(ec) =
+        co_await backend_tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    if (ec) {
+      if (deadline_expired_) co_return startup_io_failed(ec, "the backend's TLS handshake");
+      const long verify = SSL_get_verify_result(backend_tls_->native_handle());
+      std::string detail = "TLS handshake with the backend failed: ";
+      detail += verify != X509_V_OK ? std::string("server certificate rejected: ") +
+                                          X509_verify_cert_error_string(verify)
+                                    : ec.message();
+      co_return co_await backend_unavailable(std::move(detail), reason::kBackendTlsFailed);
+    }
     co_return true;
   }
 
-  asio::awaitable<bool> backend_unavailable(std::string detail) {
-    co_await refuse(reason::kBackendUnavailable, sqlstate::kConnectionFailure,
-                    "could not connect to the database server", std::move(detail));
-    outcome_.result = Result::error;
-    co_return false;
+  // Start-up I/O towards the backend, over TLS when it was negotiated.
+  asio::awaitable<error_code> write_backend(const std::vector<std::uint8_t>& bytes) {
+    error_code ec;
+    if (backend_tls_) {
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(*backend_tls_, asio::buffer(bytes), use_tuple);
+    } else {
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(backend_, asio::buffer(bytes), use_tuple);
+    }
+    co_return ec;
+  }
+
+  asio::awaitable<std::tuple<error_code, std::size_t>> read_backend_some(asio::mutable_buffer b) {
+    if (backend_tls_) co_return co_await backend_tls_->async_read_some(b, use_tuple);
+    co_return co_await backend_.async_read_some(b, use_tuple);
   }
 
   // Sends our StartupMessage and forwards the backend's answer up to ReadyForQuery.
@@ -401,9 +472,9 @@ class Session : public std::enable_shared_from_this<Session> {
       if (name == "user" || name == "database" || name.starts_with("_pq_.")) continue;
       params.emplace_back(name, value);
     }
-    auto [ec, n] = co_await asio::async_write(
-        backend_, asio::buffer(protocol::startup_message(params)), use_tuple);
+    auto ec = co_await write_backend(protocol::startup_message(params));
     if (ec) co_return co_await backend_unavailable("sending StartupMessage: " + ec.message());
+    std::size_t n = 0;
 
     std::vector<std::uint8_t> to_client;
     std::size_t parsed_upto = 0;
@@ -418,8 +489,8 @@ class Session : public std::enable_shared_from_this<Session> {
         parsed_upto = 0;
         const std::size_t have = backend_buf_.size();
         backend_buf_.resize(have + std::max(need->bytes, kRelayBufferSize));
-        std::tie(ec, n) = co_await backend_.async_read_some(
-            asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have), use_tuple);
+        std::tie(ec, n) = co_await read_backend_some(
+            asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have));
         backend_buf_.resize(have + (ec ? 0 : n));
         if (ec) {
           if (deadline_expired_) co_return startup_io_failed(ec, "the backend start-up");
@@ -434,22 +505,30 @@ class Session : public std::enable_shared_from_this<Session> {
         case protocol::backend_type::kAuthentication: {
           const auto code = protocol::authentication_code(msg);
           if (!code) co_return co_await backend_protocol_error("short Authentication message");
-          if (*code != protocol::auth_code::kOk) {
-            outcome_.result = Result::error;
-            co_return co_await refuse(
-                reason::kBackendAuthFailed, sqlstate::kInvalidAuthorization,
-                "pgmtls cannot authenticate to the database server",
-                "the backend asked for " + protocol::authentication_name(*code) +
-                    " authentication; this version of pgmtls supports only backends that trust it");
+          if (*code == protocol::auth_code::kOk) {
+            if (scram_ && !scram_verified_) {
+              co_return co_await backend_auth_failed(
+                  "the backend ended SCRAM authentication without proving it knows the password");
+            }
+            to_client.insert(to_client.end(), raw, raw + msg.size);
+            break;
           }
-          to_client.insert(to_client.end(), raw, raw + msg.size);
+          const bool answered = co_await answer_authentication(*code, msg);
+          if (!answered) co_return false;
           break;
         }
         case protocol::backend_type::kErrorResponse: {
+          auto fields = protocol::parse_error_fields(msg.payload);
+          if (credential_sent_ && fields['C'].starts_with("28")) {
+            // The backend refused pgmtls's own credential: the client, who proved itself with a
+            // certificate, learns that pgmtls could not log in, not about a password it never had.
+            co_return co_await backend_auth_failed(
+                "the backend refused pgmtls's credential for role \"" + role_ +
+                "\": " + fields['C'] + " " + fields['M']);
+          }
           // The backend's own refusal (unknown database, too many connections, ...) goes to the
           // client verbatim, so it reads exactly what PostgreSQL said.
           to_client.insert(to_client.end(), raw, raw + msg.size);
-          auto fields = protocol::parse_error_fields(msg.payload);
           set_outcome(Result::rejected, reason::kBackendError,
                       "backend refused: " + fields['C'] + " " + fields['M']);
           co_await write_client(to_client);
@@ -479,6 +558,113 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // The password for the connected role, from the backend's credential configuration.
+  std::optional<std::string> backend_password() const {
+    const auto& backend = snap_->config.backend;
+    const auto& credential = backend.credential_for(role_);
+    switch (credential.kind) {
+      case config::CredentialConfig::Kind::password:
+        return credential.password;
+      case config::CredentialConfig::Kind::passfile:
+        return config::passfile_lookup(credential.passfile, backend.host, backend.port,
+                                       startup_.database(), role_);
+      case config::CredentialConfig::Kind::none:
+        break;
+    }
+    return std::nullopt;
+  }
+
+  asio::awaitable<bool> backend_auth_failed(std::string detail) {
+    co_await refuse(reason::kBackendAuthFailed, sqlstate::kInvalidAuthorization,
+                    "pgmtls cannot authenticate to the database server", std::move(detail));
+    outcome_.result = Result::error;
+    co_return false;
+  }
+
+  // Answers one authentication request of the backend with the role's credential.
+  asio::awaitable<bool> answer_authentication(std::uint32_t code, const protocol::Message& msg) {
+    namespace ac = protocol::auth_code;
+    const auto& backend = snap_->config.backend;
+    std::vector<std::uint8_t> reply;
+    if (code == ac::kSASLContinue || code == ac::kSASLFinal) {
+      if (!scram_)
+        co_return co_await backend_protocol_error("SASL message outside a SASL exchange");
+      const auto data = protocol::authentication_data(msg);
+      const std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+      if (code == ac::kSASLFinal) {
+        scram_verified_ = scram_->verify_server_final(text);
+        if (!scram_verified_) co_return co_await backend_auth_failed(scram_->error());
+        co_return true;
+      }
+      auto final_message = scram_->client_final(text);
+      if (!final_message) co_return co_await backend_auth_failed(scram_->error());
+      reply = protocol::sasl_response(*final_message);
+    } else if (code == ac::kCleartextPassword || code == ac::kMD5Password || code == ac::kSASL) {
+      const auto password = backend_password();
+      if (!password) {
+        co_return co_await backend_auth_failed(
+            "the backend asked for " + protocol::authentication_name(code) +
+            " authentication for role \"" + role_ + "\", but no credential is configured for it (" +
+            "backends." + backend.name + ".auth or .roles)");
+      }
+      if (code == ac::kCleartextPassword) {
+        if (!backend_tls_ && !backend.allow_cleartext_password_without_tls) {
+          co_return co_await backend_auth_failed(
+              "the backend asked for a cleartext password over a connection without TLS; pgmtls "
+              "does not send it (use sslmode require or stronger, or set "
+              "allow_cleartext_password_without_tls)");
+        }
+        reply = protocol::password_message(*password);
+      } else if (code == ac::kMD5Password) {
+        const auto salt = protocol::authentication_data(msg);
+        if (salt.size() != 4) co_return co_await backend_protocol_error("bad MD5 salt");
+        reply = protocol::password_message(auth::md5_password(role_, *password, salt.data()));
+      } else {
+        auto mechanisms = protocol::sasl_mechanisms(msg);
+        if (!mechanisms) co_return co_await backend_protocol_error("malformed AuthenticationSASL");
+        auto offered = [&](std::string_view name) {
+          return std::find(mechanisms->begin(), mechanisms->end(), name) != mechanisms->end();
+        };
+        using Binding = auth::ScramClient::ChannelBinding;
+        std::string mechanism;
+        Binding binding = Binding::none;
+        std::vector<std::uint8_t> cb_data;
+        if (backend_tls_ && offered("SCRAM-SHA-256-PLUS")) {
+          mechanism = "SCRAM-SHA-256-PLUS";
+          binding = Binding::tls_server_end_point;
+          cb_data =
+              auth::tls_server_end_point(SSL_get0_peer_certificate(backend_tls_->native_handle()));
+          if (cb_data.empty()) {
+            co_return co_await backend_auth_failed(
+                "cannot compute channel binding data from the backend's certificate");
+          }
+        } else if (offered("SCRAM-SHA-256")) {
+          mechanism = "SCRAM-SHA-256";
+          binding = backend_tls_ ? Binding::unsupported : Binding::none;
+        } else {
+          std::string names;
+          for (const auto& m : *mechanisms)
+            names += (names.empty() ? "" : ", ") + m;
+          co_return co_await backend_auth_failed(
+              "the backend offers no supported SASL mechanism (" + names + ")");
+        }
+        scram_.emplace(*password, binding, std::move(cb_data));
+        reply = protocol::sasl_initial_response(mechanism, scram_->client_first());
+      }
+    } else {
+      co_return co_await backend_auth_failed(
+          "the backend asked for " + protocol::authentication_name(code) +
+          " authentication, which pgmtls does not support (use scram-sha-256, md5, password or "
+          "cert for pgmtls's role on the backend)");
+    }
+    credential_sent_ = true;
+    const auto ec = co_await write_backend(reply);
+    if (ec)
+      co_return co_await backend_unavailable("backend closed during authentication: " +
+                                             ec.message());
+    co_return true;
+  }
+
   asio::awaitable<bool> backend_protocol_error(const std::string& what) {
     co_await refuse(reason::kBackendProtocolError, sqlstate::kConnectionFailure,
                     "invalid response from the database server", "backend: " + what);
@@ -492,26 +678,31 @@ class Session : public std::enable_shared_from_this<Session> {
     using namespace asio::experimental::awaitable_operators;
     set_outcome(Result::ok, reason::kClientClosed, admit_detail_);
     // Whichever direction ends first closes both sockets, which ends the other at once.
-    co_await (client_to_backend() && backend_to_client());
+    if (backend_tls_) {
+      co_await (client_to_backend(*backend_tls_) && backend_to_client(*backend_tls_));
+    } else {
+      co_await (client_to_backend(backend_) && backend_to_client(backend_));
+    }
   }
 
-  asio::awaitable<void> client_to_backend() {
+  template <typename BackendStream>
+  asio::awaitable<void> client_to_backend(BackendStream& backend) {
     std::vector<std::uint8_t> buf(kRelayBufferSize);
     for (;;) {
       auto [ec, n] = co_await tls_->async_read_some(asio::buffer(buf), use_tuple);
       if (ec) break;
       bytes_from_client_ += n;
-      std::tie(ec, n) =
-          co_await asio::async_write(backend_, asio::buffer(buf.data(), n), use_tuple);
+      std::tie(ec, n) = co_await asio::async_write(backend, asio::buffer(buf.data(), n), use_tuple);
       if (ec) break;
     }
     end_relay(reason::kClientClosed);
   }
 
-  asio::awaitable<void> backend_to_client() {
+  template <typename BackendStream>
+  asio::awaitable<void> backend_to_client(BackendStream& backend) {
     std::vector<std::uint8_t> buf(kRelayBufferSize);
     for (;;) {
-      auto [ec, n] = co_await backend_.async_read_some(asio::buffer(buf), use_tuple);
+      auto [ec, n] = co_await backend.async_read_some(asio::buffer(buf), use_tuple);
       if (ec) break;
       std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(buf.data(), n), use_tuple);
       if (ec) break;
@@ -559,6 +750,10 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket client_;
   std::optional<asio::ssl::stream<tcp::socket&>> tls_;
   tcp::socket backend_;
+  std::optional<asio::ssl::stream<tcp::socket&>> backend_tls_;  // after backend_: destroyed first
+  std::optional<auth::ScramClient> scram_;
+  bool scram_verified_ = false;
+  bool credential_sent_ = false;  // a password or SCRAM message went to the backend
   asio::steady_timer deadline_;
   bool deadline_expired_ = false;
   bool relay_ended_ = false;

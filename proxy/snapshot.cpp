@@ -14,6 +14,11 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagn
     snap->server_subject = tls->server_subject;
   }
 
+  if (auto backend_ctx =
+          auth::build_backend_tls_context(cfg.backend.tls, errors, cfg.backend.where)) {
+    snap->backend_tls = std::make_unique<boost::asio::ssl::context>(backend_ctx.release());
+  }
+
   auth::PolicyDefaults defaults{cfg.identity.source, cfg.identity.issuer,
                                 cfg.identity.issuer_fingerprint,
                                 cfg.identity.role_from_certificate};

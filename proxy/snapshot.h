@@ -17,6 +17,8 @@ struct Snapshot {
   // The SSL_CTX is shared by all sessions; OpenSSL makes concurrent use safe. Asio wants a
   // non-const reference to it, hence the pointer.
   std::unique_ptr<boost::asio::ssl::context> client_tls;
+  // Towards the backend; null for sslmode disable.
+  std::unique_ptr<boost::asio::ssl::context> backend_tls;
   int crl_count = 0;
   std::string server_subject;
   auth::Policy policy;

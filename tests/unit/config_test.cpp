@@ -246,8 +246,12 @@ INSTANTIATE_TEST_SUITE_P(
                     true},
         InvalidCase{"two_backends.yaml", 7, 3,
                     "backends must be a mapping with exactly one backend", false},
-        InvalidCase{"backend_sslmode_require.yaml", 9, 14,
-                    "backends.default.sslmode \"require\" is not supported yet", false},
+        InvalidCase{"backend_sslmode_allow.yaml", 9, 14,
+                    "backends.default.sslmode must be disable, prefer, require, verify-ca or "
+                    "verify-full, not \"allow\"",
+                    true},
+        InvalidCase{"backend_verify_full_without_root.yaml", 8, 5,
+                    "backends.default.sslmode verify-full needs sslrootcert", false},
         InvalidCase{"invalid_yaml.yaml", 4, 12, "invalid YAML: ", false},
         InvalidCase{"empty.yaml", 0, 0, "the config is empty", true}),
     [](const testing::TestParamInfo<InvalidCase>& info) {

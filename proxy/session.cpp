@@ -510,6 +510,7 @@ class Session : public std::enable_shared_from_this<Session> {
               co_return co_await backend_auth_failed(
                   "the backend ended SCRAM authentication without proving it knows the password");
             }
+            if (backend_auth_.empty()) backend_auth_ = "trust";
             to_client.insert(to_client.end(), raw, raw + msg.size);
             break;
           }
@@ -615,10 +616,12 @@ class Session : public std::enable_shared_from_this<Session> {
               "allow_cleartext_password_without_tls)");
         }
         reply = protocol::password_message(*password);
+        backend_auth_ = "password";
       } else if (code == ac::kMD5Password) {
         const auto salt = protocol::authentication_data(msg);
         if (salt.size() != 4) co_return co_await backend_protocol_error("bad MD5 salt");
         reply = protocol::password_message(auth::md5_password(role_, *password, salt.data()));
+        backend_auth_ = "md5";
       } else {
         auto mechanisms = protocol::sasl_mechanisms(msg);
         if (!mechanisms) co_return co_await backend_protocol_error("malformed AuthenticationSASL");
@@ -649,6 +652,7 @@ class Session : public std::enable_shared_from_this<Session> {
               "the backend offers no supported SASL mechanism (" + names + ")");
         }
         scram_.emplace(*password, binding, std::move(cb_data));
+        backend_auth_ = mechanism == "SCRAM-SHA-256" ? "scram-sha-256" : "scram-sha-256-plus";
         reply = protocol::sasl_initial_response(mechanism, scram_->client_first());
       }
     } else {
@@ -735,16 +739,19 @@ class Session : public std::enable_shared_from_this<Session> {
         outcome_.result == Result::ok
             ? spdlog::level::info
             : (outcome_.result == Result::rejected ? spdlog::level::warn : spdlog::level::err);
-    spdlog::log(level,
-                "connection id={} peer={} result={} reason={} subject={} serial={} user={} "
-                "database={} rule={} role={} backend={} duration_ms={} bytes_in={} bytes_out={} "
-                "detail={}",
-                id_, peer_, to_string(outcome_.result), outcome_.reason,
-                log_value(identity_ ? identity_->subject_dn : ""),
-                log_value(identity_ ? identity_->serial : ""), log_value(startup_.user()),
-                log_value(startup_.parameters.empty() ? "" : startup_.database()), log_value(rule_),
-                log_value(role_), log_value(backend_name_), elapsed, bytes_from_client_,
-                bytes_to_client_, log_value(outcome_.detail));
+    spdlog::log(
+        level,
+        "connection id={} peer={} result={} reason={} subject={} serial={} user={} "
+        "database={} rule={} role={} backend={} backend_tls={} backend_auth={} duration_ms={} "
+        "bytes_in={} bytes_out={} detail={}",
+        id_, peer_, to_string(outcome_.result), outcome_.reason,
+        log_value(identity_ ? identity_->subject_dn : ""),
+        log_value(identity_ ? identity_->serial : ""), log_value(startup_.user()),
+        log_value(startup_.parameters.empty() ? "" : startup_.database()), log_value(rule_),
+        log_value(role_), log_value(backend_name_),
+        log_value(backend_tls_ ? SSL_get_version(backend_tls_->native_handle()) : ""),
+        log_value(backend_auth_), elapsed, bytes_from_client_, bytes_to_client_,
+        log_value(outcome_.detail));
   }
 
   tcp::socket client_;
@@ -754,6 +761,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<auth::ScramClient> scram_;
   bool scram_verified_ = false;
   bool credential_sent_ = false;  // a password or SCRAM message went to the backend
+  std::string backend_auth_;      // how pgmtls authenticated to the backend, for the log
   asio::steady_timer deadline_;
   bool deadline_expired_ = false;
   bool relay_ended_ = false;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -432,9 +433,16 @@ std::string read_text(const std::string& path) {
 TEST(DeployExamples, AnnotatedYamlLoadsWithItsInlineRules) {
   std::string yaml = read_text(example("pgmtls.yaml"));
   ASSERT_FALSE(yaml.empty());
+  // The example names a passfile (which must be private) and an environment variable.
+  const std::string passfile = (fs::temp_directory_path() / "pgmtls-example-pgpass").string();
+  std::ofstream(passfile) << "*:*:*:*:example\n";
+  fs::permissions(passfile, fs::perms::owner_read | fs::perms::owner_write);
+  ::setenv("PGMTLS_REPORTING_PASSWORD", "example", 1);
   for (const auto& [from, to] : {std::pair{"/etc/pgmtls/server.crt", pki("server.crt")},
                                  {"/etc/pgmtls/server.key", pki("server.key")},
-                                 {"/etc/pgmtls/clients-ca.crt", pki("ca.crt")}}) {
+                                 {"/etc/pgmtls/clients-ca.crt", pki("ca.crt")},
+                                 {"/etc/pgmtls/backend-ca.crt", pki("ca.crt")},
+                                 {"/etc/pgmtls/pgpass", passfile}}) {
     const auto at = yaml.find(from);
     ASSERT_NE(at, std::string::npos) << from;
     yaml.replace(at, std::string(from).size(), to);
@@ -443,6 +451,10 @@ TEST(DeployExamples, AnnotatedYamlLoadsWithItsInlineRules) {
   ASSERT_TRUE(r.ok()) << all_errors(r);
   EXPECT_EQ(r.config->hba_rules.size(), 3u);
   EXPECT_EQ(r.config->ident_lines.size(), 4u);
+  EXPECT_EQ(r.config->backend.tls.sslmode, SslMode::verify_full);
+  EXPECT_EQ(r.config->backend.credential_for("reporting").origin,
+            "password_env PGMTLS_REPORTING_PASSWORD");
+  fs::remove(passfile);
 }
 
 TEST(DeployExamples, HbaAndIdentFilesParse) {

@@ -591,7 +591,7 @@ class Loader {
     if (entry.second.IsMap()) require(entry.second, prefix, "host", has_host);
   }
 
-  // One credential source: password_file, password_env or passfile.
+  // One credential source: password_file, password_env, passfile or command.
   void load_credential(const YAML::Node& node, const std::string& key, CredentialConfig& out) {
     out.where = loc(node);
     int sources = 0;
@@ -655,9 +655,40 @@ class Loader {
                 out.passfile = parse_passfile(text, file.path, errors_);
                 out.origin = "passfile " + file.path;
               }},
+             {"command",
+              [&](const YAML::Node& n) {
+                ++sources;
+                out.command.clear();
+                if (n.IsScalar()) {
+                  out.command.push_back(n.Scalar());
+                } else if (n.IsSequence()) {
+                  for (const auto& arg : n) {
+                    if (auto v = scalar(arg, key + ".command")) out.command.push_back(*v);
+                  }
+                }
+                if (out.command.empty() || out.command.front().empty() ||
+                    out.command.front().front() != '/') {
+                  error(n, key + ".command must be a list [\"/absolute/program\", \"arg\", ...] "
+                               "(no shell is involved)");
+                  return;
+                }
+                if (::access(out.command.front().c_str(), X_OK) != 0) {
+                  error(n, "cannot run " + key + ".command \"" + out.command.front() +
+                               "\": " + std::strerror(errno));
+                  return;
+                }
+                out.kind = CredentialConfig::Kind::command;
+                out.origin = "command " + out.command.front();
+              }},
+             {"ttl", [&](const YAML::Node& n) { duration(n, key + ".ttl", out.ttl); }},
+             {"timeout", [&](const YAML::Node& n) { duration(n, key + ".timeout", out.timeout); }},
          });
     if (node.IsMap() && sources != 1) {
-      error(node, key + " needs exactly one of password_file, password_env, passfile");
+      error(node, key + " needs exactly one of password_file, password_env, passfile, command");
+    }
+    if (node.IsMap() && out.kind != CredentialConfig::Kind::command &&
+        (node["ttl"].IsDefined() || node["timeout"].IsDefined())) {
+      error(node, key + ": ttl and timeout apply only to command");
     }
   }
 

@@ -63,10 +63,16 @@ struct BackendTlsConfig {
 // How pgmtls answers a backend's password request for a role. Secrets are read when the config
 // is loaded and never appear in a message.
 struct CredentialConfig {
-  enum class Kind { none, password, passfile };
+  enum class Kind { none, password, passfile, command };
   Kind kind = Kind::none;
   std::string password;                 // password_file / password_env
   std::vector<PassfileEntry> passfile;  // passfile
+  // command: argv of a program whose stdout is the password (Cloud SQL, Entra, Vault tokens). It
+  // runs with PGMTLS_ROLE, PGMTLS_BACKEND_HOST and PGMTLS_BACKEND_PORT set; its output is reused
+  // for `ttl`, and it is killed after `timeout`.
+  std::vector<std::string> command;
+  std::chrono::milliseconds ttl{std::chrono::minutes(5)};
+  std::chrono::milliseconds timeout{std::chrono::seconds(10)};
   std::string origin;                   // e.g. "password_env PGMTLS_PW", for messages
   Location where;
 };

@@ -559,22 +559,6 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // The password for the connected role, from the backend's credential configuration.
-  std::optional<std::string> backend_password() const {
-    const auto& backend = snap_->config.backend;
-    const auto& credential = backend.credential_for(role_);
-    switch (credential.kind) {
-      case config::CredentialConfig::Kind::password:
-        return credential.password;
-      case config::CredentialConfig::Kind::passfile:
-        return config::passfile_lookup(credential.passfile, backend.host, backend.port,
-                                       startup_.database(), role_);
-      case config::CredentialConfig::Kind::none:
-        break;
-    }
-    return std::nullopt;
-  }
-
   asio::awaitable<bool> backend_auth_failed(std::string detail) {
     co_await refuse(reason::kBackendAuthFailed, sqlstate::kInvalidAuthorization,
                     "pgmtls cannot authenticate to the database server", std::move(detail));
@@ -601,12 +585,15 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!final_message) co_return co_await backend_auth_failed(scram_->error());
       reply = protocol::sasl_response(*final_message);
     } else if (code == ac::kCleartextPassword || code == ac::kMD5Password || code == ac::kSASL) {
-      const auto password = backend_password();
+      auto credential = co_await snap_->credentials->password_for(role_, startup_.database());
+      const auto& password = credential.password;
       if (!password) {
         co_return co_await backend_auth_failed(
             "the backend asked for " + protocol::authentication_name(code) +
-            " authentication for role \"" + role_ + "\", but no credential is configured for it (" +
-            "backends." + backend.name + ".auth or .roles)");
+            " authentication for role \"" + role_ + "\", but " +
+            (credential.error.empty() ? "no credential is configured for it (backends." +
+                                            backend.name + ".auth or .roles)"
+                                      : credential.error));
       }
       if (code == ac::kCleartextPassword) {
         if (!backend_tls_ && !backend.allow_cleartext_password_without_tls) {

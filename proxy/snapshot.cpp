@@ -31,6 +31,7 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagn
 
   if (errors.size() != errors_before) return nullptr;
   snap->config = std::move(cfg);
+  snap->credentials = std::make_unique<Credentials>(snap->config.backend);
   return snap;
 }
 

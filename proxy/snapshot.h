@@ -9,6 +9,7 @@
 #include "auth/policy.h"
 #include "auth/tls_context.h"
 #include "config/config.h"
+#include "proxy/credentials.h"
 
 namespace pgmtls::proxy {
 
@@ -22,6 +23,8 @@ struct Snapshot {
   int crl_count = 0;
   std::string server_subject;
   auth::Policy policy;
+  // Backend credentials (command outputs cached here); refers to `config`.
+  std::unique_ptr<Credentials> credentials;
 };
 
 // Builds a snapshot, or reports every error (file:line: reason) and returns null.

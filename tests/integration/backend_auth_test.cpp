@@ -9,9 +9,11 @@
 
 #include <condition_variable>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "auth/pki.h"
@@ -376,6 +378,76 @@ TEST_F(BackendAuthTest, BackendThatStallsHitsTheStartupTimeout) {
   const ConnectResult c = connect("alice", "postgres");
   EXPECT_FALSE(c.ok());
   EXPECT_TRUE(proxy_->wait_for_log({"reason=handshake_timeout", "backend start-up"}, kLogTimeout));
+}
+
+TEST_F(BackendAuthTest, CommandOutputIsThePasswordAndIsCachedForItsTtl) {
+  const std::string dir = pki_->dir();
+  write_text_file(dir + "/token.sh",
+                  "#!/bin/sh\n"
+                  "echo \"$PGMTLS_ROLE $PGMTLS_BACKEND_HOST\" >> " +
+                      dir +
+                      "/token.runs\n"
+                      "case \"$PGMTLS_ROLE\" in alice) echo '" +
+                      kAlicePassword + "' ;; *) exit 1 ;; esac\n",
+                  0755);
+  start_proxy(verify_full() + "    auth:\n      command: [\"" + dir +
+              "/token.sh\"]\n      ttl: 1h\n");
+  for (int i = 0; i < 3; ++i)
+    expect_session("alice", "db_scram", "scram-sha-256-plus");
+  // Three sessions, one run of the command, which saw the role and the backend host.
+  std::ifstream runs(dir + "/token.runs");
+  std::stringstream text;
+  text << runs.rdbuf();
+  EXPECT_EQ(text.str(), "alice localhost\n");
+}
+
+TEST_F(BackendAuthTest, ConcurrentSessionsShareOneRunOfTheCommand) {
+  const std::string dir = pki_->dir();
+  // Slow enough that every session asks while the first run is still going.
+  write_text_file(dir + "/slow-token.sh",
+                  "#!/bin/sh\necho run >> " + dir + "/slow-token.runs\nsleep 0.5\necho '" +
+                      kAlicePassword + "'\n",
+                  0755);
+  start_proxy(verify_full() + "    auth:\n      command: [\"" + dir + "/slow-token.sh\"]\n");
+  constexpr int kSessions = 8;
+  std::vector<std::thread> clients;
+  std::vector<std::string> results(kSessions);
+  for (int i = 0; i < kSessions; ++i) {
+    clients.emplace_back([&, i] {
+      ConnectResult c = connect("alice", "db_scram");
+      if (!c.ok()) {
+        results[i] = c.error;
+        return;
+      }
+      const QueryResult r = query(c.conn.get(), "SELECT current_user");
+      results[i] = r.ok() ? r.value.value_or("<null>") : r.error;
+    });
+  }
+  for (auto& t : clients)
+    t.join();
+  for (const auto& r : results)
+    EXPECT_EQ(r, "alice");
+  std::ifstream runs(dir + "/slow-token.runs");
+  std::stringstream text;
+  text << runs.rdbuf();
+  EXPECT_EQ(text.str(), "run\n");
+}
+
+TEST_F(BackendAuthTest, FailingCommandIsAClearErrorWithItsStderr) {
+  const std::string dir = pki_->dir();
+  write_text_file(dir + "/sealed.sh", "#!/bin/sh\necho 'vault is sealed' >&2\nexit 3\n", 0755);
+  start_proxy(verify_full() + "    auth:\n      command: [\"" + dir + "/sealed.sh\"]\n");
+  expect_refused("alice", "db_scram", "pgmtls cannot authenticate", "backend_auth_failed",
+                 "exited with status 3 (stderr: vault is sealed)");
+}
+
+TEST_F(BackendAuthTest, HungCommandIsKilledAfterItsTimeout) {
+  const std::string dir = pki_->dir();
+  write_text_file(dir + "/hang.sh", "#!/bin/sh\nexec sleep 30\n", 0755);
+  start_proxy(verify_full() + "    auth:\n      command: [\"" + dir +
+              "/hang.sh\"]\n      timeout: 300ms\n");
+  expect_refused("alice", "db_scram", "pgmtls cannot authenticate", "backend_auth_failed",
+                 "did not finish within 300 ms");
 }
 
 // Runs last in this file (gtest keeps declaration order): every log written above must be free

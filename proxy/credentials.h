@@ -1,0 +1,62 @@
+// The password pgmtls answers a backend with, for one role. Static sources (password_file,
+// password_env, passfile) answer at once; a `command` runs asynchronously on the asking session's
+// executor, never blocking a worker, and its output is shared by every worker until its TTL
+// passes. One Credentials lives in each config snapshot.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace pgmtls::proxy {
+
+class Credentials {
+ public:
+  struct Result {
+    std::optional<std::string> password;  // nullopt: no credential, or the source failed
+    std::string error;                    // why not, for the log; never holds the secret
+  };
+
+  explicit Credentials(const config::BackendConfig& backend) : backend_(backend) {}
+
+  // The password for `role` connecting to `database`; nullopt with an empty error when the
+  // backend has no credential for the role.
+  boost::asio::awaitable<Result> password_for(const std::string& role, const std::string& database);
+
+ private:
+  struct Waiter {
+    explicit Waiter(const boost::asio::any_io_executor& ex) : timer(ex) {}
+    boost::asio::steady_timer timer;
+    Result result;
+  };
+  struct CommandEntry {
+    std::string value;
+    std::chrono::steady_clock::time_point expires;
+    bool in_flight = false;
+    std::vector<std::shared_ptr<Waiter>> waiters;
+  };
+
+  boost::asio::awaitable<Result> command_password(const config::CredentialConfig& credential,
+                                                  const std::string& role);
+
+  const config::BackendConfig& backend_;
+  std::mutex mutex_;
+  std::map<std::string, CommandEntry> commands_;  // by role
+};
+
+// Runs `argv` (no shell) with `env` added to pgmtls's environment; stdout (without one trailing
+// newline) is the result. Killed after `timeout`. Exposed for tests.
+boost::asio::awaitable<Credentials::Result> run_credential_command(
+    const std::vector<std::string>& argv, const std::vector<std::string>& env,
+    std::chrono::milliseconds timeout);
+
+}  // namespace pgmtls::proxy

@@ -588,6 +588,18 @@ class Loader {
     if (tls.sslcert.empty() != tls.sslkey.empty()) {
       error(entry.second, prefix + ": sslcert and sslkey go together");
     }
+    // An IAM token is a bearer credential sent as a cleartext password: only to a verified RDS.
+    auto uses_iam = [](const CredentialConfig& c) {
+      return c.kind == CredentialConfig::Kind::aws_iam;
+    };
+    bool any_iam = uses_iam(backend.auth);
+    for (const auto& [role, c] : backend.roles)
+      any_iam = any_iam || uses_iam(c);
+    if (any_iam && tls.sslmode != SslMode::verify_full) {
+      error(entry.second, prefix + ": aws_iam sends the token as a password, so it needs "
+                                   "sslmode: verify-full (and sslrootcert: RDS's "
+                                   "global-bundle.pem)");
+    }
     if (entry.second.IsMap()) require(entry.second, prefix, "host", has_host);
   }
 
@@ -680,11 +692,38 @@ class Loader {
                 out.kind = CredentialConfig::Kind::command;
                 out.origin = "command " + out.command.front();
               }},
+             {"aws_iam",
+              [&](const YAML::Node& n) {
+                ++sources;
+                out.kind = CredentialConfig::Kind::aws_iam;
+                out.origin = "aws_iam";
+                if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "{}")) return;
+                walk(n, key + ".aws_iam",
+                     {
+                         {"region",
+                          [&](const YAML::Node& v) {
+                            string_value(v, key + ".aws_iam.region", out.aws_region);
+                          }},
+                         {"profile",
+                          [&](const YAML::Node& v) {
+                            string_value(v, key + ".aws_iam.profile", out.aws_profile);
+                          }},
+                         {"token_reuse",
+                          [&](const YAML::Node& v) {
+                            duration(v, key + ".aws_iam.token_reuse", out.token_reuse);
+                            if (out.token_reuse > std::chrono::minutes(14)) {
+                              error(v, key + ".aws_iam.token_reuse must be at most 14m: an RDS "
+                                             "token is valid for 15 minutes");
+                            }
+                          }},
+                     });
+              }},
              {"ttl", [&](const YAML::Node& n) { duration(n, key + ".ttl", out.ttl); }},
              {"timeout", [&](const YAML::Node& n) { duration(n, key + ".timeout", out.timeout); }},
          });
     if (node.IsMap() && sources != 1) {
-      error(node, key + " needs exactly one of password_file, password_env, passfile, command");
+      error(node,
+            key + " needs exactly one of password_file, password_env, passfile, command, aws_iam");
     }
     if (node.IsMap() && out.kind != CredentialConfig::Kind::command &&
         (node["ttl"].IsDefined() || node["timeout"].IsDefined())) {

@@ -63,7 +63,7 @@ struct BackendTlsConfig {
 // How pgmtls answers a backend's password request for a role. Secrets are read when the config
 // is loaded and never appear in a message.
 struct CredentialConfig {
-  enum class Kind { none, password, passfile, command };
+  enum class Kind { none, password, passfile, command, aws_iam };
   Kind kind = Kind::none;
   std::string password;                 // password_file / password_env
   std::vector<PassfileEntry> passfile;  // passfile
@@ -73,6 +73,11 @@ struct CredentialConfig {
   std::vector<std::string> command;
   std::chrono::milliseconds ttl{std::chrono::minutes(5)};
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
+  // aws_iam: an RDS IAM auth token (valid 15 minutes) signed with credentials from the standard
+  // AWS chain; reused for `token_reuse`, then signed again. Region empty: from the RDS host name.
+  std::string aws_region;
+  std::string aws_profile;  // empty: AWS_PROFILE, else "default"
+  std::chrono::milliseconds token_reuse{std::chrono::minutes(10)};
   std::string origin;                   // e.g. "password_env PGMTLS_PW", for messages
   Location where;
 };

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/aws_sigv4.h"
 #include "config/config.h"
 
 namespace pgmtls::proxy {
@@ -47,10 +48,21 @@ class Credentials {
 
   boost::asio::awaitable<Result> command_password(const config::CredentialConfig& credential,
                                                   const std::string& role);
+  boost::asio::awaitable<Result> iam_token(const config::CredentialConfig& credential,
+                                           const std::string& role);
+  // AWS credentials for signing tokens.
+  boost::asio::awaitable<std::optional<auth::aws::Credentials>> aws_credentials(
+      const config::CredentialConfig& credential, std::string& error);
+
+  struct Token {
+    std::string value;
+    std::chrono::steady_clock::time_point created;
+  };
 
   const config::BackendConfig& backend_;
   std::mutex mutex_;
   std::map<std::string, CommandEntry> commands_;  // by role
+  std::map<std::string, Token> tokens_;           // by role
 };
 
 // Runs `argv` (no shell) with `env` added to pgmtls's environment; stdout (without one trailing

@@ -603,7 +603,10 @@ class Session : public std::enable_shared_from_this<Session> {
               "allow_cleartext_password_without_tls)");
         }
         reply = protocol::password_message(*password);
-        backend_auth_ = "password";
+        backend_auth_ =
+            backend.credential_for(role_).kind == config::CredentialConfig::Kind::aws_iam
+                ? "aws_iam"
+                : "password";
       } else if (code == ac::kMD5Password) {
         const auto salt = protocol::authentication_data(msg);
         if (salt.size() != 4) co_return co_await backend_protocol_error("bad MD5 salt");

@@ -1,0 +1,352 @@
+// The RDS hybrid pattern end to end: clients authenticate to pgmtls with certificates, pgmtls
+// authenticates to "RDS" with an IAM token over TLS verify-full. RDS cannot run here, so the
+// backend is a small PostgreSQL-protocol server that does what RDS does with the password: it
+// checks the token's SigV4 signature with the secret key (its own, independent implementation of
+// the documented algorithm), the host, the user, the date and the lifetime. A wrongly signed token
+// fails it.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "auth/pki.h"
+#include "tests/integration/support/fixtures.h"
+#include "tests/integration/support/pg_client.h"
+#include "tests/integration/support/pgmtls_process.h"
+#include "tests/integration/support/test_pki.h"
+
+namespace pgmtls::integration {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace pki = auth::pki;
+
+constexpr const char* kAccessKey = "AKIDPGMTLSTEST";
+constexpr const char* kSecretKey = "pgmtls/Test+Secret/Key0000000000000000000";
+constexpr const char* kRegion = "us-east-1";
+
+std::string hex(const unsigned char* data, std::size_t n) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(digits[data[i] >> 4]);
+    out.push_back(digits[data[i] & 15]);
+  }
+  return out;
+}
+
+std::string sha256_hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return hex(md, len);
+}
+
+std::string hmac(const std::string& key, const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+// What RDS checks: returns "" for a valid token, else why not.
+std::string verify_token(const std::string& token, const std::string& expected_host,
+                         const std::string& user, const std::string& secret) {
+  const std::string prefix = expected_host + "/?";
+  if (token.rfind(prefix, 0) != 0) return "token is not for " + expected_host;
+  std::map<std::string, std::string> params;  // encoded name -> encoded value
+  std::string query = token.substr(prefix.size());
+  for (std::size_t start = 0; start <= query.size();) {
+    std::size_t end = query.find('&', start);
+    if (end == std::string::npos) end = query.size();
+    const std::string part = query.substr(start, end - start);
+    const auto eq = part.find('=');
+    if (eq == std::string::npos) return "malformed parameter";
+    params[part.substr(0, eq)] = part.substr(eq + 1);
+    start = end + 1;
+  }
+  const std::string date_time = params["X-Amz-Date"];
+  if (params["Action"] != "connect") return "Action is not connect";
+  if (params["DBUser"] != user) return "DBUser is not " + user;
+  if (params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256") return "bad algorithm";
+  if (params["X-Amz-SignedHeaders"] != "host") return "bad signed headers";
+  if (date_time.size() != 16) return "bad date";
+  const int expires = std::atoi(params["X-Amz-Expires"].c_str());
+  if (expires <= 0 || expires > 900) return "bad lifetime";
+  std::tm tm{};
+  strptime(date_time.c_str(), "%Y%m%dT%H%M%SZ", &tm);
+  const std::time_t signed_at = timegm(&tm);
+  const std::time_t now = std::time(nullptr);
+  if (signed_at > now + 300 || now > signed_at + expires) return "token expired or from the future";
+  const std::string date = date_time.substr(0, 8);
+  const std::string scope = date + "/" + kRegion + "/rds-db/aws4_request";
+  if (params["X-Amz-Credential"] !=
+      std::string(kAccessKey) + "%2F" + date + "%2F" + kRegion + "%2Frds-db%2Faws4_request") {
+    return "bad credential scope";
+  }
+  const std::string signature = params["X-Amz-Signature"];
+  params.erase("X-Amz-Signature");
+  std::string canonical_query;  // std::map iterates sorted by (encoded) name
+  for (const auto& [name, value] : params)
+    canonical_query += (canonical_query.empty() ? "" : "&") + name + "=" + value;
+  const std::string canonical_request =
+      "GET\n/\n" + canonical_query + "\nhost:" + expected_host + "\n\nhost\n" + sha256_hex("");
+  const std::string to_sign =
+      "AWS4-HMAC-SHA256\n" + date_time + "\n" + scope + "\n" + sha256_hex(canonical_request);
+  std::string key = hmac("AWS4" + secret, date);
+  key = hmac(key, kRegion);
+  key = hmac(key, "rds-db");
+  key = hmac(key, "aws4_request");
+  const std::string expected = hmac(key, to_sign);
+  if (hex(reinterpret_cast<const unsigned char*>(expected.data()), expected.size()) != signature) {
+    return "signature does not match";
+  }
+  return {};
+}
+
+// One PostgreSQL-protocol exchange at a time, as RDS with IAM authentication would have it: TLS
+// required, then AuthenticationCleartextPassword, then the token is checked.
+class FakeRds {
+ public:
+  FakeRds(const std::string& cert_pem_file, const std::string& key_file, std::string secret)
+      : secret_(std::move(secret)) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate_chain_file(ctx_, cert_pem_file.c_str());
+    SSL_CTX_use_PrivateKey_file(ctx_, key_file.c_str(), SSL_FILETYPE_PEM);
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len)) {
+      throw std::runtime_error("fake RDS: cannot listen");
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+
+  ~FakeRds() {
+    stopping_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+    SSL_CTX_free(ctx_);
+  }
+
+  std::uint16_t port() const { return port_; }
+  int accepted_tokens() const { return accepted_; }
+  std::string last_refusal() const {
+    std::lock_guard lock(mutex_);
+    return last_refusal_;
+  }
+
+ private:
+  static bool read_exact(SSL* ssl, void* buf, int n) {
+    auto* p = static_cast<char*>(buf);
+    while (n > 0) {
+      const int got = SSL_read(ssl, p, n);
+      if (got <= 0) return false;
+      p += got;
+      n -= got;
+    }
+    return true;
+  }
+
+  static std::string message(char type, const std::string& body) {
+    const std::uint32_t len = htonl(static_cast<std::uint32_t>(body.size() + 4));
+    std::string out(1, type);
+    out.append(reinterpret_cast<const char*>(&len), 4);
+    return out + body;
+  }
+
+  void serve() {
+    while (!stopping_) {
+      const int conn = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn < 0) return;
+      timeval tv{5, 0};
+      ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      handle(conn);
+      ::close(conn);
+    }
+  }
+
+  void handle(int conn) {
+    char request[8];
+    if (::recv(conn, request, 8, MSG_WAITALL) != 8) return;
+    if (::send(conn, "S", 1, MSG_NOSIGNAL) != 1) return;
+    SSL* ssl = SSL_new(ctx_);
+    SSL_set_fd(ssl, conn);
+    if (SSL_accept(ssl) == 1) converse(ssl);
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+  }
+
+  void converse(SSL* ssl) {
+    std::uint32_t len = 0;
+    if (!read_exact(ssl, &len, 4)) return;
+    std::string startup(ntohl(len) - 4, '\0');
+    if (!read_exact(ssl, startup.data(), static_cast<int>(startup.size()))) return;
+    std::string user;  // parameters start after the 4-byte protocol version
+    for (std::size_t pos = 4; pos < startup.size() && startup[pos] != '\0';) {
+      const std::string name = startup.c_str() + pos;
+      pos += name.size() + 1;
+      const std::string value = startup.c_str() + pos;
+      pos += value.size() + 1;
+      if (name == "user") user = value;
+    }
+    const std::string ask = message('R', std::string("\0\0\0\3", 4));
+    SSL_write(ssl, ask.data(), static_cast<int>(ask.size()));
+    char type = 0;
+    if (!read_exact(ssl, &type, 1) || type != 'p' || !read_exact(ssl, &len, 4)) return;
+    std::string password(ntohl(len) - 4, '\0');
+    if (!read_exact(ssl, password.data(), static_cast<int>(password.size()))) return;
+    if (!password.empty() && password.back() == '\0') password.pop_back();
+
+    const std::string why =
+        verify_token(password, "localhost:" + std::to_string(port_), user, secret_);
+    std::string reply;
+    if (why.empty()) {
+      ++accepted_;
+      reply = message('R', std::string("\0\0\0\0", 4)) +
+              message('S', std::string("server_version\0"
+                                       "15.4\0",
+                                       20)) +
+              message('K', std::string("\0\0\0\1\0\0\0\2", 8)) + message('Z', "I");
+    } else {
+      {
+        std::lock_guard lock(mutex_);
+        last_refusal_ = why;
+      }
+      // RDS's own words for a bad token.
+      using namespace std::string_literals;
+      reply = message('E',
+                      "SFATAL\0C28P01\0MPAM authentication failed for user \""s + user + "\"\0\0"s);
+    }
+    SSL_write(ssl, reply.data(), static_cast<int>(reply.size()));
+    if (why.empty()) {
+      // Hold the session until the client terminates it.
+      char buf[256];
+      while (SSL_read(ssl, buf, sizeof buf) > 0) {
+      }
+    }
+  }
+
+  std::string secret_;
+  SSL_CTX* ctx_ = nullptr;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> accepted_{0};
+  mutable std::mutex mutex_;
+  std::string last_refusal_;
+};
+
+class RdsIamTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = std::make_unique<TestPki>(0);
+    // RDS's CA and its server certificate for "localhost".
+    pki::CertificateSpec ca_spec;
+    ca_spec.common_name = "Fake RDS Root CA";
+    ca_spec.is_ca = true;
+    const auto ca = pki::self_signed(ca_spec);
+    pki::CertificateSpec server;
+    server.common_name = "localhost";
+    server.server_auth = true;
+    server.san.dns = {"localhost"};
+    const auto cred = pki::issue(server, ca);
+    rds_ca_ = pki_->dir() + "/rds-global-bundle.pem";
+    rds_cert_ = pki_->dir() + "/rds.crt";
+    rds_key_ = pki_->dir() + "/rds.key";
+    pki::write_certificates(rds_ca_, {ca.cert.get()});
+    pki::write_certificates(rds_cert_, {cred.cert.get()});
+    pki::write_private_key(rds_key_, *cred.key);
+  }
+
+  static void TearDownTestSuite() { pki_.reset(); }
+
+  void TearDown() override {
+    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
+    proxy_.reset();
+    for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+      ::unsetenv(name);
+  }
+
+  // pgmtls (with `secret` as the AWS secret key in its environment) in front of `rds`.
+  void start_proxy(const FakeRds& rds, const std::string& secret) {
+    ::setenv("AWS_ACCESS_KEY_ID", kAccessKey, 1);
+    ::setenv("AWS_SECRET_ACCESS_KEY", secret.c_str(), 1);
+    ProxyConfig config = base_proxy_config(*pki_, rds.port());
+    std::string yaml = config.to_yaml();
+    yaml.replace(yaml.find("backends:\n"), yaml.find("log:\n") - yaml.find("backends:\n"),
+                 "backends:\n  rds:\n    host: localhost\n    port: " + std::to_string(rds.port()) +
+                     "\n    sslmode: verify-full\n    sslrootcert: " + rds_ca_ +
+                     "\n    auth:\n      aws_iam: { region: " + kRegion + " }\n");
+    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/pgmtls-rds.yaml", yaml);
+  }
+
+  ConnectResult connect(const std::string& user) {
+    return pg_connect(
+        tls_conninfo(proxy_->port(), pki_->root_ca_file(), &pki_->client(user), user, "postgres"));
+  }
+
+  static inline std::unique_ptr<TestPki> pki_;
+  static inline std::string rds_ca_, rds_cert_, rds_key_;
+  std::unique_ptr<PgmtlsProcess> proxy_;
+};
+
+TEST_F(RdsIamTest, CertificateClientReachesRdsWithAValidIamToken) {
+  FakeRds rds(rds_cert_, rds_key_, kSecretKey);
+  start_proxy(rds, kSecretKey);
+  ConnectResult c = connect("alice");
+  ASSERT_TRUE(c.ok()) << c.error << "\nfake RDS refused: " << rds.last_refusal();
+  EXPECT_EQ(rds.accepted_tokens(), 1);
+  c.conn.reset();
+  EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "backend_auth=aws_iam", "backend_tls=TLSv1.3"},
+                                   kLogTimeout));
+  // The token is a bearer credential: never logged.
+  EXPECT_THAT(proxy_->log_text(), Not(HasSubstr("X-Amz-Signature")));
+  EXPECT_THAT(proxy_->log_text(), Not(HasSubstr(kSecretKey)));
+}
+
+TEST_F(RdsIamTest, TokenSignedWithTheWrongSecretIsRefusedByRds) {
+  FakeRds rds(rds_cert_, rds_key_, kSecretKey);
+  start_proxy(rds, "wrong/secret/key000000000000000000000000");
+  const ConnectResult c = connect("alice");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.error, HasSubstr("pgmtls cannot authenticate to the database server"));
+  EXPECT_EQ(rds.last_refusal(), "signature does not match");
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=backend_auth_failed", "PAM authentication failed"},
+                                   kLogTimeout));
+}
+
+TEST_F(RdsIamTest, TokenNamesTheMappedRole) {
+  FakeRds rds(rds_cert_, rds_key_, kSecretKey);
+  start_proxy(rds, kSecretKey);
+  for (const char* user : {"alice", "carol"}) {
+    ConnectResult c = connect(user);
+    ASSERT_TRUE(c.ok()) << user << ": " << c.error << "\nfake RDS refused: " << rds.last_refusal();
+  }
+  EXPECT_EQ(rds.accepted_tokens(), 2);
+}
+
+}  // namespace
+}  // namespace pgmtls::integration

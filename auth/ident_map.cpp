@@ -6,6 +6,16 @@ boost::regex compile_pg_regex(const std::string& pattern) {
   return boost::regex(pattern, boost::regex::perl | boost::regex::no_mod_m);
 }
 
+bool pg_regex_search(std::string_view text, const boost::regex& regex,
+                     boost::match_results<std::string_view::const_iterator>* match) {
+  try {
+    if (match != nullptr) return boost::regex_search(text.begin(), text.end(), *match, regex);
+    return boost::regex_search(text.begin(), text.end(), regex);
+  } catch (const std::runtime_error&) {
+    return false;  // boost::regex_error(error_complexity / error_stack)
+  }
+}
+
 namespace {
 
 std::optional<boost::regex> compile_regex(const std::string& pattern, const config::Location& where,
@@ -57,7 +67,7 @@ bool IdentMaps::match_identity(const Line& line, std::string_view identity, std:
   role = line.source.role;
   if (!line.identity_regex) return line.source.identity == identity;
   boost::match_results<std::string_view::const_iterator> match;
-  if (!boost::regex_search(identity.begin(), identity.end(), match, *line.identity_regex)) {
+  if (!pg_regex_search(identity, *line.identity_regex, &match)) {
     return false;
   }
   if (const auto at = role.find("\\1"); at != std::string::npos)
@@ -74,7 +84,7 @@ IdentMaps::Decision IdentMaps::check(std::string_view map, std::string_view iden
     if (!match_identity(line, identity, expected_role)) continue;
     bool role_ok = false;
     if (line.role_regex) {
-      role_ok = boost::regex_search(role.begin(), role.end(), *line.role_regex);
+      role_ok = pg_regex_search(role, *line.role_regex);
     } else if (line.role_is_all) {
       role_ok = true;
     } else {

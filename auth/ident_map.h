@@ -19,6 +19,11 @@ namespace pgmtls::auth {
 // Throws boost::regex_error.
 boost::regex compile_pg_regex(const std::string& pattern);
 
+// regex_search that fails closed: a pattern whose matching exceeds Boost's complexity limit (a
+// catastrophic backtracking pattern such as /^(.*)*x$) does not match instead of throwing.
+bool pg_regex_search(std::string_view text, const boost::regex& regex,
+                     boost::match_results<std::string_view::const_iterator>* match = nullptr);
+
 class IdentMaps {
  public:
   struct Decision {

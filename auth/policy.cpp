@@ -123,7 +123,7 @@ std::optional<boost::regex> compile_name_regex(const HbaName& name, const HbaRul
 
 bool name_matches(const HbaName& name, const std::optional<boost::regex>& regex,
                   const std::string& value) {
-  if (regex) return boost::regex_search(value, *regex);
+  if (regex) return pg_regex_search(value, *regex);
   return name.text == value;
 }
 

@@ -105,7 +105,20 @@ std::string resolve_against(const std::string& file, const std::string& path) {
   return (std::filesystem::path(dir) / path).lexically_normal().string();
 }
 
+// Rule files are small; a device or a huge file named by mistake must not be read forever.
+constexpr std::uintmax_t kMaxConfFileSize = 16 << 20;
+
 bool read_whole_file(const std::string& path, std::string& out, std::string& error) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!ec && status.type() != std::filesystem::file_type::regular) {
+    error = "not a regular file";
+    return false;
+  }
+  if (!ec && std::filesystem::file_size(path, ec) > kMaxConfFileSize) {
+    error = "larger than 16 MiB";
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = std::strerror(errno);

@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstdlib>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -19,6 +19,9 @@
 namespace pgmtls::config {
 
 namespace {
+
+// Certificates, keys, rule files and secrets are small; anything bigger is a mistake.
+constexpr off_t kMaxConfigFileSize = 16 << 20;
 
 constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                            "error", "critical", "off"};
@@ -114,26 +117,36 @@ class Loader {
   }
 
   // A readable regular file (or directory, when `directory`), resolved against the config's folder.
-  void path(const YAML::Node& node, const std::string& key, PathSetting& out,
+  // Returns false (after reporting) unless the path is usable; only then may it be read.
+  bool path(const YAML::Node& node, const std::string& key, PathSetting& out,
             bool directory = false) {
     auto v = scalar(node, key);
-    if (!v) return;
+    if (!v) return false;
     out.where = loc(node);
     if (v->empty()) {
       error(node, key + " must not be empty");
-      return;
+      return false;
     }
     out.path = resolve(*v);
     struct stat st {};
     if (::stat(out.path.c_str(), &st) != 0 || ::access(out.path.c_str(), R_OK) != 0) {
       error(node, "cannot read " + key + " \"" + out.path + "\": " + std::strerror(errno));
-      return;
+      return false;
     }
     if (directory && !S_ISDIR(st.st_mode)) {
       error(node, key + " \"" + out.path + "\" is not a directory");
-    } else if (!directory && !S_ISREG(st.st_mode)) {
-      error(node, key + " \"" + out.path + "\" is not a regular file");
+      return false;
     }
+    if (!directory && !S_ISREG(st.st_mode)) {
+      error(node, key + " \"" + out.path + "\" is not a regular file");
+      return false;
+    }
+    if (!directory && st.st_size > kMaxConfigFileSize) {
+      error(node, key + " \"" + out.path + "\" is larger than " +
+                      std::to_string(kMaxConfigFileSize >> 20) + " MiB");
+      return false;
+    }
+    return true;
   }
 
   void require(const YAML::Node& parent, const std::string& parent_name, const std::string& key,
@@ -203,8 +216,7 @@ class Loader {
       error(*maps_node, "give either ident_file or maps, not both");
     } else if (ident_file_node) {
       PathSetting file;
-      path(*ident_file_node, "ident_file", file);
-      if (!file.empty() && errors_.size() == errors_before_maps) {
+      if (path(*ident_file_node, "ident_file", file) && errors_.size() == errors_before_maps) {
         cfg.ident_lines = load_ident_file(file.path, loc(*ident_file_node), errors_);
       }
     } else if (maps_node) {
@@ -221,8 +233,7 @@ class Loader {
       error(*hba_node, "give either hba_file or hba, not both");
     } else if (hba_file_node) {
       PathSetting file;
-      path(*hba_file_node, "hba_file", file);
-      if (!file.empty()) {
+      if (path(*hba_file_node, "hba_file", file)) {
         const std::size_t before = errors_.size();
         cfg.hba_rules = load_hba_file(file.path, loc(*hba_file_node), errors_);
         cfg.hba_origin = "hba_file " + file.path;
@@ -528,8 +539,9 @@ class Loader {
                 if (!v) return;
                 auto mode = parse_sslmode(*v);
                 if (!mode) {
-                  error(n, prefix + ".sslmode must be disable, prefer, require, verify-ca or "
-                                    "verify-full, not \"" +
+                  error(n, prefix +
+                               ".sslmode must be disable, prefer, require, verify-ca or "
+                               "verify-full, not \"" +
                                *v + "\"");
                   return;
                 }
@@ -571,10 +583,10 @@ class Loader {
                   const std::string name = role.first.Scalar();
                   const std::string role_prefix = prefix + ".roles." + name;
                   CredentialConfig& credential = backend.roles[name];
-                  walk(role.second, role_prefix,
-                       {{"auth", [&](const YAML::Node& a) {
-                           load_credential(a, role_prefix + ".auth", credential);
-                         }}});
+                  walk(role.second, role_prefix, {{"auth", [&](const YAML::Node& a) {
+                                                     load_credential(a, role_prefix + ".auth",
+                                                                     credential);
+                                                   }}});
                 }
               }},
          });
@@ -596,9 +608,10 @@ class Loader {
     for (const auto& [role, c] : backend.roles)
       any_iam = any_iam || uses_iam(c);
     if (any_iam && tls.sslmode != SslMode::verify_full) {
-      error(entry.second, prefix + ": aws_iam sends the token as a password, so it needs "
-                                   "sslmode: verify-full (and sslrootcert: RDS's "
-                                   "global-bundle.pem)");
+      error(entry.second, prefix +
+                              ": aws_iam sends the token as a password, so it needs "
+                              "sslmode: verify-full (and sslrootcert: RDS's "
+                              "global-bundle.pem)");
     }
     if (entry.second.IsMap()) require(entry.second, prefix, "host", has_host);
   }
@@ -613,8 +626,7 @@ class Loader {
               [&](const YAML::Node& n) {
                 ++sources;
                 PathSetting file;
-                path(n, key + ".password_file", file);
-                if (file.empty()) return;
+                if (!path(n, key + ".password_file", file)) return;
                 std::string text;
                 if (!read_secret_file(file.path, text)) {
                   error(n, "cannot read " + key + ".password_file \"" + file.path +
@@ -648,8 +660,7 @@ class Loader {
               [&](const YAML::Node& n) {
                 ++sources;
                 PathSetting file;
-                path(n, key + ".passfile", file);
-                if (file.empty()) return;
+                if (!path(n, key + ".passfile", file)) return;
                 struct stat st {};
                 if (::stat(file.path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
                   error(n, key + ".passfile \"" + file.path +
@@ -680,7 +691,8 @@ class Loader {
                 }
                 if (out.command.empty() || out.command.front().empty() ||
                     out.command.front().front() != '/') {
-                  error(n, key + ".command must be a list [\"/absolute/program\", \"arg\", ...] "
+                  error(n, key +
+                               ".command must be a list [\"/absolute/program\", \"arg\", ...] "
                                "(no shell is involved)");
                   return;
                 }
@@ -712,8 +724,9 @@ class Loader {
                           [&](const YAML::Node& v) {
                             duration(v, key + ".aws_iam.token_reuse", out.token_reuse);
                             if (out.token_reuse > std::chrono::minutes(14)) {
-                              error(v, key + ".aws_iam.token_reuse must be at most 14m: an RDS "
-                                             "token is valid for 15 minutes");
+                              error(v, key +
+                                           ".aws_iam.token_reuse must be at most 14m: an RDS "
+                                           "token is valid for 15 minutes");
                             }
                           }},
                      });
@@ -774,11 +787,16 @@ class Loader {
 
 std::string_view to_string(SslMode mode) {
   switch (mode) {
-    case SslMode::disable: return "disable";
-    case SslMode::prefer: return "prefer";
-    case SslMode::require: return "require";
-    case SslMode::verify_ca: return "verify-ca";
-    case SslMode::verify_full: return "verify-full";
+    case SslMode::disable:
+      return "disable";
+    case SslMode::prefer:
+      return "prefer";
+    case SslMode::require:
+      return "require";
+    case SslMode::verify_ca:
+      return "verify-ca";
+    case SslMode::verify_full:
+      return "verify-full";
   }
   return "?";
 }

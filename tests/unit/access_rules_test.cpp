@@ -524,6 +524,25 @@ TEST(Policy, ImplicitRuleWithoutHbaRules) {
   EXPECT_FALSE(policy.evaluate(request, &alice).admitted());
 }
 
+// Found by the fuzzer: a backtracking pattern makes Boost give up with an exception; matching
+// must fail closed instead of ending the session with an exception.
+TEST_F(PolicyTest, CatastrophicRegexFailsClosed) {
+  compile("host /^(.*)*x$ all all cert\nhost all all all cert map=m\n", "m /^(.*)*x$ r\n");
+  const auto cert = cert_named(std::string(40, 'a'));
+  auth::Verdict v;
+  EXPECT_NO_THROW(v = decide("r", std::string(40, 'a'), &cert));
+  EXPECT_EQ(v.kind, auth::Verdict::Kind::map_denied);
+}
+
+TEST(ConfFile, DevicesAreNotRead) {
+  TempDir dir;
+  const std::string a = dir.write("a.conf", "include /dev/zero\n");
+  Diagnostics errors;
+  config::read_conf_file(a, {}, "hba_file", errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("not a regular file"), std::string::npos) << errors[0].message;
+}
+
 TEST(Policy, InvalidRegexInARuleIsACompileError) {
   Diagnostics errors;
   auto rules = config::parse_hba_text("host /( all all cert\n", "pg_hba.conf", errors);

@@ -253,6 +253,8 @@ INSTANTIATE_TEST_SUITE_P(
                     true},
         InvalidCase{"backend_verify_full_without_root.yaml", 8, 5,
                     "backends.default.sslmode verify-full needs sslrootcert", false},
+        InvalidCase{"hba_file_device.yaml", 6, 11, "hba_file \"/dev/zero\" is not a regular file",
+                    true},
         InvalidCase{"invalid_yaml.yaml", 4, 12, "invalid YAML: ", false},
         InvalidCase{"empty.yaml", 0, 0, "the config is empty", true}),
     [](const testing::TestParamInfo<InvalidCase>& info) {

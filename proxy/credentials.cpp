@@ -214,8 +214,8 @@ asio::awaitable<Credentials::Result> Credentials::command_password(
   co_return result;
 }
 
-asio::awaitable<std::optional<auth::aws::Credentials>> Credentials::aws_credentials(
-    const config::CredentialConfig&, std::string& error) {
+asio::awaitable<std::optional<auth::aws::Credentials>> fetch_aws_credentials(
+    const std::string& /*profile*/, std::string& error) {
   // The environment only, until the provider chain lands.
   const char* id = std::getenv("AWS_ACCESS_KEY_ID");
   const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
@@ -249,7 +249,7 @@ asio::awaitable<Credentials::Result> Credentials::iam_token(
     }
   }
   std::string error;
-  auto creds = co_await aws_credentials(credential, error);
+  auto creds = co_await fetch_aws_credentials(credential.aws_profile, error);
   if (!creds) co_return Result{std::nullopt, "aws_iam: " + error};
   Token token;
   try {

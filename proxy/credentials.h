@@ -50,9 +50,6 @@ class Credentials {
                                                   const std::string& role);
   boost::asio::awaitable<Result> iam_token(const config::CredentialConfig& credential,
                                            const std::string& role);
-  // AWS credentials for signing tokens.
-  boost::asio::awaitable<std::optional<auth::aws::Credentials>> aws_credentials(
-      const config::CredentialConfig& credential, std::string& error);
 
   struct Token {
     std::string value;
@@ -64,6 +61,11 @@ class Credentials {
   std::map<std::string, CommandEntry> commands_;  // by role
   std::map<std::string, Token> tokens_;           // by role
 };
+
+// AWS credentials from the standard sources, for signing RDS tokens; nullopt with `error` set when
+// none can be had.
+boost::asio::awaitable<std::optional<auth::aws::Credentials>> fetch_aws_credentials(
+    const std::string& profile, std::string& error);
 
 // Runs `argv` (no shell) with `env` added to pgmtls's environment; stdout (without one trailing
 // newline) is the result. Killed after `timeout`. Exposed for tests.

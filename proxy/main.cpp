@@ -2,10 +2,12 @@
 //   pgmtls run --config FILE     serve
 //   pgmtls check --config FILE   validate the config and everything it names, then exit
 //   pgmtls map-test --config FILE --cert CERT --user ROLE [--database DB] [--address IP]
+//   pgmtls iam-token --host H [--port P] [--region R] --user U [--profile NAME]
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include <map>
 
 #include "config/config.h"
+#include "proxy/iam_token.h"
 #include "proxy/logging.h"
 #include "proxy/map_test.h"
 #include "proxy/server.h"
@@ -29,6 +32,8 @@ constexpr const char* kUsage =
     "       pgmtls check --config FILE   validate the configuration and exit\n"
     "       pgmtls map-test --config FILE --cert CLIENT.crt --user ROLE [--database DB]\n"
     "                       [--address IP]   explain whether a certificate may connect\n"
+    "       pgmtls iam-token --host HOST [--port 5432] [--region R] --user ROLE [--profile P]\n"
+    "                                    print an RDS IAM auth token\n"
     "       pgmtls --version\n";
 
 void print_errors(const config::Diagnostics& errors) {
@@ -130,7 +135,10 @@ int main(int argc, char** argv) {
       }
     }
     for (const auto name : names) {
-      if (name == "config" || (command == "map-test" && (name == "cert" || name == "user"))) {
+      const bool required = (name == "config" && command != "iam-token") ||
+                            (command == "map-test" && (name == "cert" || name == "user")) ||
+                            (command == "iam-token" && (name == "host" || name == "user"));
+      if (required) {
         if (!options.contains(name)) {
           std::fprintf(stderr, "pgmtls %s: --%s is required\n", argv[1], std::string(name).c_str());
           return false;
@@ -154,6 +162,25 @@ int main(int argc, char** argv) {
       request.database = options["database"];
       if (options.contains("address")) request.address = options["address"];
       return proxy::run_map_test(*snap, request);
+    }
+    if (command == "iam-token") {
+      if (!allowed({"host", "port", "region", "user", "profile"})) return 2;
+      proxy::IamTokenRequest request;
+      request.host = options["host"];
+      request.user = options["user"];
+      request.region = options["region"];
+      request.profile = options["profile"];
+      if (options.contains("port")) {
+        const std::string& text = options["port"];
+        unsigned port = 0;
+        auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+        if (ec != std::errc() || ptr != text.data() + text.size() || port == 0 || port > 65535) {
+          std::fprintf(stderr, "pgmtls iam-token: --port must be 1 to 65535\n");
+          return 2;
+        }
+        request.port = static_cast<std::uint16_t>(port);
+      }
+      return proxy::run_iam_token(request);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pgmtls: %s\n", e.what());

@@ -348,5 +348,26 @@ TEST_F(RdsIamTest, TokenNamesTheMappedRole) {
   EXPECT_EQ(rds.accepted_tokens(), 2);
 }
 
+TEST_F(RdsIamTest, IamTokenCommandPrintsATokenRdsAccepts) {
+  ::setenv("AWS_ACCESS_KEY_ID", kAccessKey, 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", kSecretKey, 1);
+  const CommandResult r = run_command({pgmtls_binary(), "iam-token", "--host", "localhost",
+                                       "--port", "5432", "--region", kRegion, "--user", "alice"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string token = r.output;
+  ASSERT_TRUE(token.ends_with("\n"));
+  token.pop_back();
+  EXPECT_EQ(verify_token(token, "localhost:5432", "alice", kSecretKey), "");
+  EXPECT_NE(verify_token(token, "localhost:5432", "bob", kSecretKey), "");
+
+  // Without credentials: a clear error, no token.
+  ::unsetenv("AWS_ACCESS_KEY_ID");
+  const CommandResult none = run_command({pgmtls_binary(), "iam-token", "--host", "localhost",
+                                          "--region", kRegion, "--user", "alice"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.output, HasSubstr("no AWS credentials"));
+  EXPECT_THAT(none.output, Not(HasSubstr("X-Amz")));
+}
+
 }  // namespace
 }  // namespace pgmtls::integration

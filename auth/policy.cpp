@@ -397,7 +397,7 @@ Verdict Policy::decide_cert(const HbaRule& rule, const AccessRequest& request,
     for (const auto& c : maps_.candidates(rule.map, value)) {
       offered += "\n    " + c.line->where.str() + " maps " + quoted(value) + " to " +
                  (c.concrete ? "role " + quoted(c.role) : "roles matching " + c.role);
-      if (c.concrete) {
+      if (c.concrete && !c.role.empty()) {  // a \1 that captured nothing names no role
         concrete.insert(c.role);
         concrete_line = c.line;
         concrete_identity = value;

@@ -2,10 +2,14 @@
 # The whole test suite, from a fresh Debian 12 machine: installs the dependencies, then builds and
 # runs every test twice through ctest — an optimised build, and an AddressSanitizer +
 # UndefinedBehaviorSanitizer build (LeakSanitizer included) whose pgmtls binary the integration
-# tests drive. Exits non-zero on any failure.
+# tests drive — then a short run of every libFuzzer target (tests/fuzz.sh). Exits non-zero on any
+# failure.
 #
-#   tests/run.sh        BUILD_DIR=... (default build/; the sanitizer build goes to BUILD_DIR-asan)
+#   tests/run.sh        BUILD_DIR=... (default build/; the sanitizer build goes to BUILD_DIR-asan,
+#                       the fuzzers to BUILD_DIR-fuzz)
 #                       SANITIZE=0 skips the sanitizer build for a quicker local run
+#                       FUZZ_SECONDS=N runs each fuzz target N s (default 10; 0 skips them;
+#                       tests/fuzz.sh alone runs them 60 s each)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +36,12 @@ run_suite "release" "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGMTLS_BUILD_BE
 if [ "${SANITIZE:-1}" != 0 ]; then
   run_suite "asan+ubsan" "$build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGMTLS_SANITIZE=ON \
     -DPGMTLS_BUILD_BENCH=OFF
+fi
+
+fuzz_seconds=${FUZZ_SECONDS:-10}
+if [ "$fuzz_seconds" != 0 ]; then
+  echo "== fuzz: every target for ${fuzz_seconds}s"
+  BUILD_DIR="$build-fuzz" bash "$repo/tests/fuzz.sh" "$fuzz_seconds" || status=1
 fi
 
 echo "tests/run.sh: $(($(date +%s) - start)) s, exit $status"

@@ -497,6 +497,15 @@ TEST_F(PolicyTest, RoleFromCertificate) {
   EXPECT_FALSE(v.role_substituted);
 }
 
+// Found by the fuzzer: an empty capture is not a role to connect as.
+TEST_F(PolicyTest, RoleFromCertificateIgnoresAnEmptySubstitution) {
+  compile("host all all all cert map=m role_from_certificate=1\n", "m /^()alice$ \\1\n");
+  const auto alice = cert_named("alice");
+  const auto v = decide("ubuntu", "d", &alice);
+  EXPECT_EQ(v.kind, auth::Verdict::Kind::map_denied);
+  EXPECT_TRUE(v.role.empty());
+}
+
 TEST_F(PolicyTest, DefaultsApplyUnlessARuleSaysOtherwise) {
   auth::PolicyDefaults defaults;
   defaults.identity = config::IdentitySource::dn;

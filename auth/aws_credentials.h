@@ -26,9 +26,12 @@
 // http:// FULL_URI must name a loopback address or the ECS / EKS link-local agents, as the SDKs
 // require.
 //
-// The first provider that yields complete credentials wins; when none does, the error names every
-// provider and its reason on one line. Errors never hold a secret: no key, token, token-file
-// content or body of a successful response appears in them.
+// The first provider that yields complete credentials wins. A provider that is configured (its
+// variables, or the named profile, are there) but fails ends the chain, as in the AWS SDKs: a
+// broken web identity setup must not silently fall through to the instance's role. When no provider
+// yields credentials, the error names each provider tried and its reason on one line. Errors never
+// hold a secret: no key, token, token-file content or body of a successful response appears in
+// them.
 //
 // auth/ owns no sockets: HTTP goes through the HttpClient interface below, which proxy/ implements
 // (proxy/http_client.h) and unit tests fake. Local files are small and read synchronously.
@@ -146,7 +149,8 @@ class CredentialChain {
   struct Result {
     std::optional<Credentials> credentials;
     // Which provider supplied them: "environment", "web-identity", "shared-files:PROFILE",
-    // "container", "imds".
+    // "container", "imds". Without credentials: the configured provider that failed and ended the
+    // chain, or empty when no provider was configured.
     std::string provider;
     // Without credentials: why, one line naming each provider's reason. With credentials: empty,
     // or why an early refresh failed (the cached credentials returned are still valid).
@@ -174,16 +178,17 @@ class CredentialChain {
     Result result;
   };
   class RefreshGuard;
+  struct Attempt;  // one provider's answer, and whether it was configured at all
 
   std::chrono::system_clock::time_point now() const;
   std::optional<std::string> env(std::string_view name) const;
   Result finish_refresh(Result result);  // caches, wakes the waiters, returns their answer
 
-  boost::asio::awaitable<Result> from_environment();
-  boost::asio::awaitable<Result> from_web_identity();
-  boost::asio::awaitable<Result> from_shared_files();
-  boost::asio::awaitable<Result> from_container();
-  boost::asio::awaitable<Result> from_imds();
+  boost::asio::awaitable<Attempt> from_environment();
+  boost::asio::awaitable<Attempt> from_web_identity();
+  boost::asio::awaitable<Attempt> from_shared_files();
+  boost::asio::awaitable<Attempt> from_container();
+  boost::asio::awaitable<Attempt> from_imds();
 
   ChainSettings settings_;
   std::shared_ptr<HttpClient> http_;

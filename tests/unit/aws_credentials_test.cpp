@@ -331,6 +331,12 @@ HttpResponse unreachable(const HttpRequest&) {
   return {0, {}, "connection refused"};
 }
 
+// For chains that must stop before any request: a request would get credentials.
+HttpResponse imds_never_asked(const HttpRequest&) {
+  ADD_FAILURE() << "an HTTP request was made";
+  return {0, {}, "unexpected"};
+}
+
 class TempDir {
  public:
   TempDir() {
@@ -409,23 +415,49 @@ TEST(AwsCredentialChain, EnvironmentComesFirst) {
   EXPECT_TRUE(h.http->requests.empty());
 }
 
-TEST(AwsCredentialChain, AllFailingGivesEveryReasonOnOneLineWithoutSecrets) {
+TEST(AwsCredentialChain, NothingConfiguredGivesEveryReasonOnOneLine) {
   Harness h;
-  h.env = {{"AWS_SECRET_ACCESS_KEY", "SUPERSECRETVALUE"},
-           {"AWS_ROLE_ARN", "arn:aws:iam::1:role/r"},
-           {"AWS_EC2_METADATA_DISABLED", "TRUE"}};
+  h.env = {{"AWS_EC2_METADATA_DISABLED", "TRUE"}};
   CredentialChain chain(h.settings(), h.http);
   auto r = run(chain);
   ASSERT_FALSE(r.credentials);
+  EXPECT_EQ(r.provider, "");
   EXPECT_EQ(r.error,
-            "no AWS credentials: environment: AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID "
-            "is not; web-identity: AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not; "
-            "shared-files: HOME is not set and neither AWS_SHARED_CREDENTIALS_FILE nor "
-            "AWS_CONFIG_FILE is; container: neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor "
-            "_FULL_URI is set; imds: disabled by AWS_EC2_METADATA_DISABLED");
-  EXPECT_EQ(r.error.find("SUPERSECRET"), std::string::npos);
-  EXPECT_EQ(r.error.find('\n'), std::string::npos);
+            "no AWS credentials: environment: AWS_ACCESS_KEY_ID is not set; web-identity: "
+            "AWS_WEB_IDENTITY_TOKEN_FILE is not set; shared-files: HOME is not set and neither "
+            "AWS_SHARED_CREDENTIALS_FILE nor AWS_CONFIG_FILE is; container: neither "
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor _FULL_URI is set; imds: disabled by "
+            "AWS_EC2_METADATA_DISABLED");
   EXPECT_TRUE(h.http->requests.empty());
+}
+
+TEST(AwsCredentialChain, AHalfConfiguredProviderEndsTheChainWithoutSecrets) {
+  struct Case {
+    std::map<std::string, std::string> env;
+    std::string provider;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{{"AWS_SECRET_ACCESS_KEY", "SUPERSECRETVALUE"}, {"AWS_ROLE_ARN", "arn:aws:iam::1:role/r"}},
+       "environment",
+       "no AWS credentials: environment: AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is "
+       "not"},
+      {{{"AWS_ROLE_ARN", "arn:aws:iam::1:role/r"}},
+       "web-identity",
+       "no AWS credentials: environment: AWS_ACCESS_KEY_ID is not set; web-identity: AWS_ROLE_ARN "
+       "is set but AWS_WEB_IDENTITY_TOKEN_FILE is not"},
+  };
+  for (const auto& c : cases) {
+    Harness h(imds_never_asked);
+    h.env = c.env;
+    CredentialChain chain(h.settings(), h.http);
+    auto r = run(chain);
+    ASSERT_FALSE(r.credentials);
+    EXPECT_EQ(r.provider, c.provider);
+    EXPECT_EQ(r.error, c.error);
+    EXPECT_EQ(r.error.find("SUPERSECRET"), std::string::npos);
+    EXPECT_TRUE(h.http->requests.empty());
+  }
 }
 
 TEST(AwsCredentialChain, ImdsFailureOffEc2IsOneClearReason) {
@@ -540,7 +572,7 @@ TEST(AwsCredentialChain, WebIdentityFailures) {
         "jwt</Message></Error></ErrorResponse>",
         {}},
        "returned HTTP 400 (InvalidIdentityToken: bad jwt)"},
-      {"t", {503, "<html>busy</html>", {}}, "returned HTTP 503;"},
+      {"t", {503, "<html>busy</html>", {}}, "returned HTTP 503"},
       {"t", {200, "garbage", {}}, "answered without usable credentials (no <Credentials> element)"},
   };
   for (const auto& c : cases) {
@@ -554,6 +586,9 @@ TEST(AwsCredentialChain, WebIdentityFailures) {
     auto r = run(chain, true);
     EXPECT_FALSE(r.credentials);
     EXPECT_NE(r.error.find(c.error), std::string::npos) << r.error;
+    // A configured provider that fails ends the chain.
+    EXPECT_EQ(r.provider, "web-identity");
+    EXPECT_EQ(r.error.find("shared-files"), std::string::npos) << r.error;
     EXPECT_EQ(r.error.find("two\nlines"), std::string::npos);
     for (const auto& req : h.http->requests) {
       if (req.method == "POST")
@@ -637,19 +672,21 @@ TEST(AwsCredentialChain, SharedFilesProfileChoiceAndPrecedence) {
 TEST(AwsCredentialChain, SharedFilesFailures) {
   struct Case {
     std::string credentials, config, profile, error;
+    bool stops;  // the profile is configured but unusable: the chain ends here
   };
   const std::vector<Case> cases = {
-      {"", "", "", "shared-files: no credentials file ("},
+      {"", "", "", "shared-files: no credentials file (", false},
       {"[default]\naws_access_key_id=A\n", "", "",
-       "profile default has aws_access_key_id but no aws_secret_access_key"},
-      {"[other]\naws_access_key_id=A\n", "", "", "profile default not found in "},
+       "profile default has aws_access_key_id but no aws_secret_access_key", true},
+      {"[other]\naws_access_key_id=A\n", "", "", "profile default not found in ", false},
+      {"[other]\naws_access_key_id=A\n", "", "named", "profile named not found in ", true},
       {"", "[profile x]\nrole_arn=arn:aws:iam::1:role/r\nsource_profile=default\n", "x",
-       "profile x uses role_arn, which pgmtls does not support"},
+       "profile x uses role_arn, which pgmtls does not support", true},
       {"", "[default]\ncredential_process=/bin/creds\n", "",
-       "profile default uses credential_process, which pgmtls does not support"},
-      {"", "[profile s]\nsso_session=corp\n", "s", "profile s uses sso_session"},
-      {"[default]\nregion=x\n", "", "", "profile default has no aws_access_key_id"},
-      {"[default]\nnonsense\n", "", "", "/.aws/credentials: line 2: expected"},
+       "profile default uses credential_process, which pgmtls does not support", true},
+      {"", "[profile s]\nsso_session=corp\n", "s", "profile s uses sso_session", true},
+      {"[default]\nregion=x\n", "", "", "profile default has no aws_access_key_id", false},
+      {"[default]\nnonsense\n", "", "", "/.aws/credentials: line 2: expected", true},
   };
   for (const auto& c : cases) {
     SharedFiles f(c.credentials, c.config);
@@ -657,6 +694,8 @@ TEST(AwsCredentialChain, SharedFilesFailures) {
     auto r = run(chain);
     EXPECT_FALSE(r.credentials);
     EXPECT_NE(r.error.find(c.error), std::string::npos) << r.error;
+    EXPECT_EQ(r.provider, c.stops ? "shared-files" : "") << r.error;
+    EXPECT_EQ(r.error.find("imds:") == std::string::npos, c.stops) << r.error;
   }
 }
 
@@ -743,7 +782,7 @@ TEST(AwsCredentialChain, ContainerFailures) {
        "returned HTTP 403 (AccessDenied: bad token)"},
       {{{"AWS_CONTAINER_CREDENTIALS_FULL_URI", uri}},
        {500, "Internal error", {}},
-       "returned HTTP 500;"},
+       "returned HTTP 500"},
       {{{"AWS_CONTAINER_CREDENTIALS_FULL_URI", uri}},
        {200, "{\"AccessKeyId\":\"ASIA\",\"SecretAccessKey\":\"partsecret\"}", {}},
        "answered without Token"},
@@ -764,6 +803,8 @@ TEST(AwsCredentialChain, ContainerFailures) {
     auto r = run(chain, true);
     EXPECT_FALSE(r.credentials);
     EXPECT_NE(r.error.find(c.error), std::string::npos) << r.error;
+    EXPECT_EQ(r.provider, "container");
+    EXPECT_EQ(r.error.find("imds"), std::string::npos) << r.error;
     EXPECT_EQ(r.error.find("secret"), std::string::npos) << r.error;
   }
 }
@@ -876,13 +917,24 @@ TEST(AwsCredentialChain, OrderSharedFilesBeforeContainerBeforeImds) {
   }
   f.h.env["HOME"] = f.dir.path() + "/nowhere";
   {
-    // The container URL answers 401 (the fake IMDS wants its token); IMDS then succeeds.
+    // The container URL answers 401 (the fake IMDS wants its token): a configured provider that
+    // fails ends the chain; the instance's role is not used instead.
+    CredentialChain chain(f.h.settings(), f.h.http);
+    auto r = run(chain);
+    ASSERT_FALSE(r.credentials);
+    EXPECT_EQ(r.provider, "container");
+    EXPECT_NE(r.error.find("container: http://127.0.0.1/creds returned HTTP 401"),
+              std::string::npos)
+        << r.error;
+    ASSERT_EQ(f.h.http->requests.size(), 1u);
+  }
+  f.h.env.erase("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  {
     CredentialChain chain(f.h.settings(), f.h.http);
     auto r = run(chain);
     ASSERT_TRUE(r.credentials) << r.error;
     EXPECT_EQ(r.provider, "imds");
-    ASSERT_EQ(f.h.http->requests.size(), 4u);
-    EXPECT_EQ(f.h.http->requests[0].url, "http://127.0.0.1/creds");
+    EXPECT_EQ(f.h.http->requests.size(), 4u);
   }
 }
 

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -16,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+
+#include "proxy/http_client.h"
 
 extern char** environ;
 
@@ -214,51 +218,71 @@ asio::awaitable<Credentials::Result> Credentials::command_password(
   co_return result;
 }
 
-asio::awaitable<std::optional<auth::aws::Credentials>> fetch_aws_credentials(
-    const std::string& /*profile*/, std::string& error) {
-  // The environment only, until the provider chain lands.
-  const char* id = std::getenv("AWS_ACCESS_KEY_ID");
-  const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
-  if (id == nullptr || secret == nullptr || *id == '\0' || *secret == '\0') {
-    error = "no AWS credentials in the environment";
-    co_return std::nullopt;
-  }
-  auth::aws::Credentials creds;
-  creds.access_key_id = id;
-  creds.secret_access_key = secret;
-  if (const char* token = std::getenv("AWS_SESSION_TOKEN")) creds.session_token = token;
-  co_return creds;
+std::string aws_token_region(const config::CredentialConfig& credential, const std::string& host) {
+  if (!credential.aws_region.empty()) return credential.aws_region;
+  return auth::aws::region_from_rds_host(host).value_or("");
 }
+
+Credentials::Credentials(const config::BackendConfig& backend) : backend_(backend) {
+  std::shared_ptr<auth::aws::HttpClient> http;
+  auto add_chain = [&](const config::CredentialConfig& credential) {
+    if (credential.kind != config::CredentialConfig::Kind::aws_iam) return;
+    const std::string region = aws_token_region(credential, backend_.host);
+    auto& chain = aws_chains_[{credential.aws_profile, region}];
+    if (chain) return;
+    // One HTTP client (it holds the CA store for STS) for all chains; loaded here, at snapshot
+    // build time, not on a worker.
+    if (!http) http = std::make_shared<BeastHttpClient>();
+    auth::aws::ChainSettings settings;
+    settings.profile = credential.aws_profile;
+    settings.region = region;
+    chain = std::make_unique<auth::aws::CredentialChain>(std::move(settings), http);
+  };
+  add_chain(backend_.auth);
+  for (const auto& [role, credential] : backend_.roles)
+    add_chain(credential);
+}
+
+Credentials::~Credentials() = default;
 
 asio::awaitable<Credentials::Result> Credentials::iam_token(
     const config::CredentialConfig& credential, const std::string& role) {
   {
     std::lock_guard lock(mutex_);
     auto it = tokens_.find(role);
-    if (it != tokens_.end() &&
-        std::chrono::steady_clock::now() - it->second.created < credential.token_reuse) {
+    if (it != tokens_.end() && std::chrono::steady_clock::now() < it->second.reuse_until) {
       co_return Result{it->second.value, {}};
     }
   }
-  std::string region = credential.aws_region;
+  const std::string region = aws_token_region(credential, backend_.host);
   if (region.empty()) {
-    region = auth::aws::region_from_rds_host(backend_.host).value_or("");
-    if (region.empty()) {
-      co_return Result{std::nullopt, "aws_iam: the region is not configured and \"" +
-                                         backend_.host + "\" is not an RDS endpoint name"};
-    }
+    co_return Result{std::nullopt, "aws_iam: the region is not configured and \"" + backend_.host +
+                                       "\" is not an RDS endpoint name"};
   }
-  std::string error;
-  auto creds = co_await fetch_aws_credentials(credential.aws_profile, error);
-  if (!creds) co_return Result{std::nullopt, "aws_iam: " + error};
+  auth::aws::CredentialChain& chain = *aws_chains_.at({credential.aws_profile, region});
+  const auto aws = co_await chain.get();
+  if (!aws.credentials) co_return Result{std::nullopt, "aws_iam: " + aws.error};
+  if (!aws.error.empty()) spdlog::warn("aws_iam: {}", aws.error);
+
+  const auto now = std::chrono::system_clock::now();
+  const auto steady_now = std::chrono::steady_clock::now();
   Token token;
   try {
-    token.value = auth::aws::rds_auth_token(backend_.host, backend_.port, region, role, *creds,
-                                            std::chrono::system_clock::now());
+    token.value = auth::aws::rds_auth_token(backend_.host, backend_.port, region, role,
+                                            *aws.credentials, now);
   } catch (const std::invalid_argument& e) {
     co_return Result{std::nullopt, std::string("aws_iam: cannot sign a token: ") + e.what()};
   }
-  token.created = std::chrono::steady_clock::now();
+  // A token is only as good as the credentials that signed it: temporary credentials that expire
+  // first end its reuse (30 s early, for the backend's clock and the connection in flight).
+  token.reuse_until = steady_now + credential.token_reuse;
+  if (const auto& expiration = aws.credentials->expiration) {
+    const auto left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        *expiration - now - std::chrono::seconds(30));
+    token.reuse_until = std::min(token.reuse_until, steady_now + left);
+  }
+  spdlog::info("aws_iam: signed a token for role {} at {}:{} in {} with {} credentials", role,
+               backend_.host, backend_.port, region, aws.provider);
   std::lock_guard lock(mutex_);
   tokens_[role] = token;
   co_return Result{std::move(token.value), {}};

@@ -1,7 +1,9 @@
 // The password pgmtls answers a backend with, for one role. Static sources (password_file,
 // password_env, passfile) answer at once; a `command` runs asynchronously on the asking session's
 // executor, never blocking a worker, and its output is shared by every worker until its TTL
-// passes. One Credentials lives in each config snapshot.
+// passes. `aws_iam` signs an RDS token with credentials from the AWS provider chain (one chain per
+// profile and region, shared by every worker, refreshed before the credentials expire). One
+// Credentials lives in each config snapshot, which sessions hold while they use it.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/aws_credentials.h"
 #include "auth/aws_sigv4.h"
 #include "config/config.h"
 
@@ -27,7 +30,8 @@ class Credentials {
     std::string error;                    // why not, for the log; never holds the secret
   };
 
-  explicit Credentials(const config::BackendConfig& backend) : backend_(backend) {}
+  explicit Credentials(const config::BackendConfig& backend);
+  ~Credentials();
 
   // The password for `role` connecting to `database`; nullopt with an empty error when the
   // backend has no credential for the role.
@@ -53,19 +57,21 @@ class Credentials {
 
   struct Token {
     std::string value;
-    std::chrono::steady_clock::time_point created;
+    std::chrono::steady_clock::time_point reuse_until;
   };
 
   const config::BackendConfig& backend_;
+  // By (profile, region); made with the snapshot and never changed, so read without the mutex.
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<auth::aws::CredentialChain>>
+      aws_chains_;
   std::mutex mutex_;
   std::map<std::string, CommandEntry> commands_;  // by role
   std::map<std::string, Token> tokens_;           // by role
 };
 
-// AWS credentials from the standard sources, for signing RDS tokens; nullopt with `error` set when
-// none can be had.
-boost::asio::awaitable<std::optional<auth::aws::Credentials>> fetch_aws_credentials(
-    const std::string& profile, std::string& error);
+// The region an aws_iam token is signed for: the configured one, else the one in an RDS host name;
+// empty if neither.
+std::string aws_token_region(const config::CredentialConfig& credential, const std::string& host);
 
 // Runs `argv` (no shell) with `env` added to pgmtls's environment; stdout (without one trailing
 // newline) is the result. Killed after `timeout`. Exposed for tests.

@@ -6,34 +6,38 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "auth/aws_credentials.h"
 #include "auth/aws_sigv4.h"
 #include "proxy/credentials.h"
+#include "proxy/http_client.h"
 
 namespace pgmtls::proxy {
 
 int run_iam_token(const IamTokenRequest& request) {
-  std::string region = request.region;
+  config::CredentialConfig credential;
+  credential.aws_region = request.region;
+  const std::string region = aws_token_region(credential, request.host);
   if (region.empty()) {
-    region = auth::aws::region_from_rds_host(request.host).value_or("");
-    if (region.empty()) {
-      std::fprintf(stderr, "pgmtls iam-token: \"%s\" is not an RDS endpoint name; give --region\n",
-                   request.host.c_str());
-      return 1;
-    }
+    std::fprintf(stderr, "pgmtls iam-token: \"%s\" is not an RDS endpoint name; give --region\n",
+                 request.host.c_str());
+    return 1;
   }
+  auth::aws::ChainSettings settings;
+  settings.profile = request.profile;
+  settings.region = region;
+  auth::aws::CredentialChain chain(std::move(settings), std::make_shared<BeastHttpClient>());
   boost::asio::io_context io;
-  std::string error;
-  auto future = boost::asio::co_spawn(io, fetch_aws_credentials(request.profile, error),
-                                      boost::asio::use_future);
+  auto future = boost::asio::co_spawn(io, chain.resolve(), boost::asio::use_future);
   io.run();
-  const auto creds = future.get();
-  if (!creds) {
-    std::fprintf(stderr, "pgmtls iam-token: no AWS credentials: %s\n", error.c_str());
+  const auto aws = future.get();
+  if (!aws.credentials) {
+    std::fprintf(stderr, "pgmtls iam-token: %s\n", aws.error.c_str());
     return 1;
   }
   try {
-    const std::string token = auth::aws::rds_auth_token(
-        request.host, request.port, region, request.user, *creds, std::chrono::system_clock::now());
+    const std::string token =
+        auth::aws::rds_auth_token(request.host, request.port, region, request.user,
+                                  *aws.credentials, std::chrono::system_clock::now());
     std::printf("%s\n", token.c_str());
     return 0;
   } catch (const std::invalid_argument& e) {

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -25,6 +26,7 @@
 
 #include "auth/pki.h"
 #include "tests/integration/support/fixtures.h"
+#include "tests/integration/support/mock_http_server.h"
 #include "tests/integration/support/pg_client.h"
 #include "tests/integration/support/pgmtls_process.h"
 #include "tests/integration/support/test_pki.h"
@@ -65,9 +67,11 @@ std::string hmac(const std::string& key, const std::string& data) {
   return std::string(reinterpret_cast<char*>(md), len);
 }
 
-// What RDS checks: returns "" for a valid token, else why not.
+// What RDS checks: returns "" for a valid token, else why not. `session_token` is the
+// X-Amz-Security-Token the token must carry, URI-encoded (empty: it must carry none).
 std::string verify_token(const std::string& token, const std::string& expected_host,
-                         const std::string& user, const std::string& secret) {
+                         const std::string& user, const std::string& secret,
+                         const std::string& session_token = {}) {
   const std::string prefix = expected_host + "/?";
   if (token.rfind(prefix, 0) != 0) return "token is not for " + expected_host;
   std::map<std::string, std::string> params;  // encoded name -> encoded value
@@ -86,6 +90,10 @@ std::string verify_token(const std::string& token, const std::string& expected_h
   if (params["DBUser"] != user) return "DBUser is not " + user;
   if (params["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256") return "bad algorithm";
   if (params["X-Amz-SignedHeaders"] != "host") return "bad signed headers";
+  if (params.contains("X-Amz-Security-Token") != !session_token.empty() ||
+      (!session_token.empty() && params["X-Amz-Security-Token"] != session_token)) {
+    return "wrong or missing session token";
+  }
   if (date_time.size() != 16) return "bad date";
   const int expires = std::atoi(params["X-Amz-Expires"].c_str());
   if (expires <= 0 || expires > 900) return "bad lifetime";
@@ -124,8 +132,9 @@ std::string verify_token(const std::string& token, const std::string& expected_h
 // required, then AuthenticationCleartextPassword, then the token is checked.
 class FakeRds {
  public:
-  FakeRds(const std::string& cert_pem_file, const std::string& key_file, std::string secret)
-      : secret_(std::move(secret)) {
+  FakeRds(const std::string& cert_pem_file, const std::string& key_file, std::string secret,
+          std::string session_token = {})
+      : secret_(std::move(secret)), session_token_(std::move(session_token)) {
     ctx_ = SSL_CTX_new(TLS_server_method());
     SSL_CTX_use_certificate_chain_file(ctx_, cert_pem_file.c_str());
     SSL_CTX_use_PrivateKey_file(ctx_, key_file.c_str(), SSL_FILETYPE_PEM);
@@ -220,7 +229,7 @@ class FakeRds {
     if (!password.empty() && password.back() == '\0') password.pop_back();
 
     const std::string why =
-        verify_token(password, "localhost:" + std::to_string(port_), user, secret_);
+        verify_token(password, "localhost:" + std::to_string(port_), user, secret_, session_token_);
     std::string reply;
     if (why.empty()) {
       ++accepted_;
@@ -249,6 +258,7 @@ class FakeRds {
   }
 
   std::string secret_;
+  std::string session_token_;
   SSL_CTX* ctx_ = nullptr;
   int fd_ = -1;
   std::uint16_t port_ = 0;
@@ -286,14 +296,27 @@ class RdsIamTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
     proxy_.reset();
-    for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+    for (const char* name : kAwsVariables)
       ::unsetenv(name);
   }
+
+  // The variables these tests set; pgmtls inherits them.
+  static constexpr const char* kAwsVariables[] = {"AWS_ACCESS_KEY_ID",
+                                                  "AWS_SECRET_ACCESS_KEY",
+                                                  "AWS_SESSION_TOKEN",
+                                                  "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                                  "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                                  "AWS_SHARED_CREDENTIALS_FILE"};
 
   // pgmtls (with `secret` as the AWS secret key in its environment) in front of `rds`.
   void start_proxy(const FakeRds& rds, const std::string& secret) {
     ::setenv("AWS_ACCESS_KEY_ID", kAccessKey, 1);
     ::setenv("AWS_SECRET_ACCESS_KEY", secret.c_str(), 1);
+    start_proxy(rds);
+  }
+
+  // pgmtls in front of `rds`, with whatever AWS variables the test has set.
+  void start_proxy(const FakeRds& rds) {
     ProxyConfig config = base_proxy_config(*pki_, rds.port());
     std::string yaml = config.to_yaml();
     yaml.replace(yaml.find("backends:\n"), yaml.find("log:\n") - yaml.find("backends:\n"),
@@ -367,6 +390,103 @@ TEST_F(RdsIamTest, IamTokenCommandPrintsATokenRdsAccepts) {
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_THAT(none.output, HasSubstr("no AWS credentials"));
   EXPECT_THAT(none.output, Not(HasSubstr("X-Amz")));
+}
+
+TEST_F(RdsIamTest, IamTokenCommandUsesTheNamedProfileOfTheSharedFiles) {
+  const std::string file = pki_->dir() + "/aws-credentials";
+  {
+    std::ofstream out(file);
+    out << "[default]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = other\n\n"
+        << "[ops]\naws_access_key_id = " << kAccessKey << "\naws_secret_access_key = " << kSecretKey
+        << "\n";
+  }
+  ::setenv("AWS_SHARED_CREDENTIALS_FILE", file.c_str(), 1);
+  const CommandResult r = run_command({pgmtls_binary(), "iam-token", "--host", "localhost",
+                                       "--region", kRegion, "--user", "alice", "--profile", "ops"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(
+      verify_token(r.output.substr(0, r.output.size() - 1), "localhost:5432", "alice", kSecretKey),
+      "");
+
+  // A profile someone names must exist: no falling through to other providers.
+  const CommandResult missing =
+      run_command({pgmtls_binary(), "iam-token", "--host", "localhost", "--region", kRegion,
+                   "--user", "alice", "--profile", "nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("shared-files: profile nope not found in " + file));
+}
+
+// An ECS / EKS container credentials agent on 127.0.0.1: temporary credentials for the pod token.
+class FakeContainerAgent {
+ public:
+  static constexpr const char* kPodToken = "Bearer pod-identity-token";
+  static constexpr const char* kSessionToken = "IQoJb3JpZ2luX2Vj/session+token=";
+  static constexpr const char* kSessionTokenEncoded = "IQoJb3JpZ2luX2Vj%2Fsession%2Btoken%3D";
+
+  explicit FakeContainerAgent(MockHttpResponse failure = {})
+      : server_([failure](const MockHttpRequest& request) {
+          if (failure.status != 200 || failure.hold) return failure;
+          if (request.header("authorization") != kPodToken)
+            return MockHttpResponse(401, R"({"code":"AccessDenied","message":"bad token"})");
+          return MockHttpResponse(200, credentials_json());
+        }) {
+    ::setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url().c_str(), 1);
+    ::setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", kPodToken, 1);
+  }
+
+  std::string url() const { return server_.url() + "/v1/credentials"; }
+  std::size_t requests() const { return server_.request_count(); }
+
+ private:
+  static std::string credentials_json() {
+    const std::time_t in_an_hour = std::time(nullptr) + 3600;
+    char expiration[32];
+    std::strftime(expiration, sizeof expiration, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&in_an_hour));
+    return std::string(R"({"AccessKeyId":")") + kAccessKey + R"(","SecretAccessKey":")" +
+           kSecretKey + R"(","Token":")" + kSessionToken + R"(","Expiration":")" + expiration +
+           R"(","RoleArn":"arn:aws:iam::123456789012:role/pgmtls"})";
+  }
+
+  MockHttpServer server_;
+};
+
+TEST_F(RdsIamTest, TemporaryCredentialsFromTheContainerAgentAreFetchedOnceAndSignTheToken) {
+  FakeRds rds(rds_cert_, rds_key_, kSecretKey, FakeContainerAgent::kSessionTokenEncoded);
+  FakeContainerAgent agent;
+  start_proxy(rds);
+  for (const char* user : {"alice", "carol"}) {
+    ConnectResult c = connect(user);
+    ASSERT_TRUE(c.ok()) << user << ": " << c.error << "\nfake RDS refused: " << rds.last_refusal();
+  }
+  EXPECT_EQ(rds.accepted_tokens(), 2);
+  // One fetch serves every role and connection until the credentials near their expiry.
+  EXPECT_EQ(agent.requests(), 1u);
+  EXPECT_TRUE(
+      proxy_->wait_for_log({"aws_iam: signed a token for role carol", "container"}, kLogTimeout));
+  const std::string log = proxy_->log_text();
+  for (const char* secret :
+       {kSecretKey, FakeContainerAgent::kSessionToken, FakeContainerAgent::kSessionTokenEncoded,
+        "pod-identity-token", "X-Amz-Signature"}) {
+    EXPECT_THAT(log, Not(HasSubstr(secret)));
+  }
+}
+
+TEST_F(RdsIamTest, AFailingCredentialProviderIsAClearFatalErrorAndALogLine) {
+  FakeRds rds(rds_cert_, rds_key_, kSecretKey);
+  FakeContainerAgent agent(MockHttpResponse(500, R"({"message":"agent unavailable"})"));
+  start_proxy(rds);
+  const auto start = std::chrono::steady_clock::now();
+  const ConnectResult c = connect("alice");
+  ASSERT_FALSE(c.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_THAT(c.error, HasSubstr("FATAL"));
+  EXPECT_THAT(c.error, HasSubstr("pgmtls cannot authenticate to the database server"));
+  EXPECT_EQ(rds.accepted_tokens(), 0);
+  EXPECT_TRUE(
+      proxy_->wait_for_log({"reason=backend_auth_failed", "no AWS credentials",
+                            "container: " + agent.url() + " returned HTTP 500 (agent unavailable)"},
+                           kLogTimeout));
+  EXPECT_THAT(proxy_->log_text(), Not(HasSubstr("pod-identity-token")));
 }
 
 }  // namespace

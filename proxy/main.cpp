@@ -78,8 +78,8 @@ int check(const std::string& path) {
                 std::string(config::to_string(cfg.identity.source)).c_str());
   }
   std::printf("  map lines         %zu\n", cfg.ident_lines.size());
-  std::printf("  backend           %s:%u (plain TCP)\n", cfg.backend.host.c_str(),
-              cfg.backend.port);
+  std::printf("  backend           %s:%u (sslmode %s)\n", cfg.backend.host.c_str(),
+              cfg.backend.port, std::string(config::to_string(cfg.backend.tls.sslmode)).c_str());
   return 0;
 }
 

@@ -102,7 +102,7 @@ void Server::start_accepting(Worker& worker) {
             continue;
           }
           const std::uint64_t id = (++worker.next_session << kWorkerBits) | worker.index;
-          start_session(std::move(socket), snapshot_.load(), id);
+          start_session(std::move(socket), snapshot_.load(), id, runtime_, worker.index);
         }
       },
       asio::detached);

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/runtime.h"
 #include "proxy/snapshot.h"
 
 namespace pgmtls::proxy {
@@ -45,6 +46,7 @@ class Server {
   void start_accepting(Worker& worker);
 
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  Runtime runtime_;  // before workers_: outlives the sessions they run
   std::vector<std::unique_ptr<Worker>> workers_;
   boost::asio::ip::tcp::endpoint bound_;
 };

@@ -44,8 +44,11 @@ constexpr std::size_t kRelayBufferSize = 16 * 1024;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot, std::uint64_t id)
-      : client_(std::move(socket)),
+  Session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot, std::uint64_t id,
+          Runtime& runtime, unsigned worker)
+      : runtime_(runtime),
+        worker_(worker),
+        client_(std::move(socket)),
         backend_(client_.get_executor()),
         deadline_(client_.get_executor()),
         snap_(std::move(snapshot)),
@@ -744,6 +747,8 @@ class Session : public std::enable_shared_from_this<Session> {
         log_value(outcome_.detail));
   }
 
+  [[maybe_unused]] Runtime& runtime_;  // (used as features land)
+  [[maybe_unused]] unsigned worker_;
   tcp::socket client_;
   std::optional<asio::ssl::stream<tcp::socket&>> tls_;
   tcp::socket backend_;
@@ -775,11 +780,12 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot,
-                   std::uint64_t session_id) {
+                   std::uint64_t session_id, Runtime& runtime, unsigned worker) {
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   auto executor = socket.get_executor();
-  auto session = std::make_shared<Session>(std::move(socket), std::move(snapshot), session_id);
+  auto session = std::make_shared<Session>(std::move(socket), std::move(snapshot), session_id,
+                                           runtime, worker);
   asio::co_spawn(executor, session->run(), [session](std::exception_ptr error) {
     if (!error) return;
     try {

@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <memory>
 
+#include "proxy/runtime.h"
 #include "proxy/snapshot.h"
 
 namespace pgmtls::proxy {
 
-// Starts a session on the socket's executor. The session owns itself until it ends.
+// Starts a session on the socket's executor (the executor of worker `worker`). The session owns
+// itself until it ends; `runtime` must outlive it.
 void start_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<const Snapshot> snapshot,
-                   std::uint64_t session_id);
+                   std::uint64_t session_id, Runtime& runtime, unsigned worker);
 
 }  // namespace pgmtls::proxy

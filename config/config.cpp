@@ -111,6 +111,33 @@ class Loader {
     out = *d;
   }
 
+  // A duration where 0 (or "off") turns the feature off.
+  void optional_duration(const YAML::Node& node, const std::string& key,
+                         std::chrono::milliseconds& out) {
+    auto v = scalar(node, key);
+    if (!v) return;
+    auto d = *v == "off" ? std::optional(std::chrono::milliseconds(0)) : parse_duration(*v);
+    if (!d || d->count() < 0) {
+      error(node,
+            key + " must be a duration such as 10s, 500ms or 2m, or 0 (off), not \"" + *v + "\"");
+      return;
+    }
+    out = *d;
+  }
+
+  void certificate_event_action(const YAML::Node& node, const std::string& key,
+                                CertificateEventAction& out) {
+    auto v = scalar(node, key);
+    if (!v) return;
+    if (*v == "keep") {
+      out = CertificateEventAction::keep;
+    } else if (*v == "terminate") {
+      out = CertificateEventAction::terminate;
+    } else {
+      error(node, key + " must be keep or terminate, not \"" + *v + "\"");
+    }
+  }
+
   std::string resolve(const std::string& path) const {
     if (path.empty() || path.front() == '/' || base_dir_.empty()) return path;
     return (std::filesystem::path(base_dir_) / path).lexically_normal().string();
@@ -146,6 +173,7 @@ class Loader {
                       std::to_string(kMaxConfigFileSize >> 20) + " MiB");
       return false;
     }
+    files_.push_back(out.path);
     return true;
   }
 
@@ -164,48 +192,63 @@ class Loader {
     std::optional<YAML::Node> maps_node;
     std::optional<YAML::Node> hba_file_node;
     std::optional<YAML::Node> hba_node;
-    walk(root, "",
-         {
-             {"listen",
-              [&](const YAML::Node& n) {
-                has_listen = true;
-                auto v = scalar(n, "listen");
-                if (!v) return;
-                std::string why;
-                auto addr = parse_listen_address(*v, why);
-                if (!addr) {
-                  error(n, "invalid listen address \"" + *v + "\": " + why);
-                  return;
-                }
-                cfg.listen = *addr;
-                cfg.listen.where = loc(n);
-              }},
-             {"workers",
-              [&](const YAML::Node& n) { integer(n, "workers", 0u, 1024u, cfg.workers); }},
-             {"startup_timeout",
-              [&](const YAML::Node& n) { duration(n, "startup_timeout", cfg.startup_timeout); }},
-             {"tls",
-              [&](const YAML::Node& n) {
-                has_tls = true;
-                load_tls(n, cfg.tls);
-              }},
-             {"identity", [&](const YAML::Node& n) { load_identity(n, cfg.identity); }},
-             {"map",
-              [&](const YAML::Node& n) {
-                string_value(n, "map", cfg.map);
-                cfg.map_where = loc(n);
-              }},
-             {"ident_file", [&](const YAML::Node& n) { ident_file_node = n; }},
-             {"maps", [&](const YAML::Node& n) { maps_node = n; }},
-             {"hba_file", [&](const YAML::Node& n) { hba_file_node = n; }},
-             {"hba", [&](const YAML::Node& n) { hba_node = n; }},
-             {"backends",
-              [&](const YAML::Node& n) {
-                has_backends = true;
-                load_backends(n, cfg.backend);
-              }},
-             {"log", [&](const YAML::Node& n) { load_log(n, cfg.log); }},
-         });
+    walk(
+        root, "",
+        {
+            {"listen",
+             [&](const YAML::Node& n) {
+               has_listen = true;
+               auto v = scalar(n, "listen");
+               if (!v) return;
+               std::string why;
+               auto addr = parse_listen_address(*v, why);
+               if (!addr) {
+                 error(n, "invalid listen address \"" + *v + "\": " + why);
+                 return;
+               }
+               cfg.listen = *addr;
+               cfg.listen.where = loc(n);
+             }},
+            {"workers",
+             [&](const YAML::Node& n) { integer(n, "workers", 0u, 1024u, cfg.workers); }},
+            {"startup_timeout",
+             [&](const YAML::Node& n) { duration(n, "startup_timeout", cfg.startup_timeout); }},
+            {"shutdown_timeout",
+             [&](const YAML::Node& n) { duration(n, "shutdown_timeout", cfg.shutdown_timeout); }},
+            {"idle_timeout",
+             [&](const YAML::Node& n) { optional_duration(n, "idle_timeout", cfg.idle_timeout); }},
+            {"on_revocation",
+             [&](const YAML::Node& n) {
+               certificate_event_action(n, "on_revocation", cfg.on_revocation);
+             }},
+            {"on_expiry",
+             [&](const YAML::Node& n) { certificate_event_action(n, "on_expiry", cfg.on_expiry); }},
+            {"watch_interval",
+             [&](const YAML::Node& n) {
+               optional_duration(n, "watch_interval", cfg.watch_interval);
+             }},
+            {"tls",
+             [&](const YAML::Node& n) {
+               has_tls = true;
+               load_tls(n, cfg.tls);
+             }},
+            {"identity", [&](const YAML::Node& n) { load_identity(n, cfg.identity); }},
+            {"map",
+             [&](const YAML::Node& n) {
+               string_value(n, "map", cfg.map);
+               cfg.map_where = loc(n);
+             }},
+            {"ident_file", [&](const YAML::Node& n) { ident_file_node = n; }},
+            {"maps", [&](const YAML::Node& n) { maps_node = n; }},
+            {"hba_file", [&](const YAML::Node& n) { hba_file_node = n; }},
+            {"hba", [&](const YAML::Node& n) { hba_node = n; }},
+            {"backends",
+             [&](const YAML::Node& n) {
+               has_backends = true;
+               load_backends(n, cfg.backend);
+             }},
+            {"log", [&](const YAML::Node& n) { load_log(n, cfg.log); }},
+        });
     if (!root.IsMap()) return;
     require(root, "", "listen", has_listen);
     require(root, "", "tls", has_tls);
@@ -761,6 +804,9 @@ class Loader {
     return std::nullopt;
   }
 
+  // The files and directories the path settings named, in the order read.
+  std::vector<std::string> take_files() { return std::move(files_); }
+
   void load_log(const YAML::Node& node, LogConfig& log) {
     walk(node, "log", {{"level", [&](const YAML::Node& n) {
                           auto v = scalar(n, "log.level");
@@ -781,6 +827,7 @@ class Loader {
   std::string file_;
   std::string base_dir_;
   Diagnostics& errors_;
+  std::vector<std::string> files_;  // every path setting that was read
 };
 
 }  // namespace
@@ -883,6 +930,7 @@ LoadResult load_config_text(std::string_view yaml, const std::string& name,
   } catch (const YAML::Exception& e) {
     result.errors.push_back({loader.loc(root), std::string("invalid config: ") + e.what()});
   }
+  cfg.files = loader.take_files();
   if (result.errors.empty()) result.config = std::move(cfg);
   return result;
 }
@@ -898,7 +946,13 @@ LoadResult load_config_file(const std::string& path) {
   std::ostringstream buf;
   buf << in.rdbuf();
   const std::string base = std::filesystem::path(path).parent_path().string();
-  return load_config_text(buf.str(), path, base);
+  LoadResult result = load_config_text(buf.str(), path, base);
+  if (result.config) result.config->files.insert(result.config->files.begin(), path);
+  return result;
+}
+
+std::string_view to_string(CertificateEventAction action) {
+  return action == CertificateEventAction::terminate ? "terminate" : "keep";
 }
 
 }  // namespace pgmtls::config

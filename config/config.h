@@ -52,9 +52,9 @@ std::string_view to_string(SslMode mode);
 // TLS towards a backend, with libpq's names and meanings.
 struct BackendTlsConfig {
   SslMode sslmode = SslMode::prefer;
-  PathSetting sslrootcert;          // CA bundle; empty with system_roots: the system's store
-  bool system_roots = false;        // sslrootcert: system
-  PathSetting sslcert;              // pgmtls's own client certificate, for backends using `cert`
+  PathSetting sslrootcert;    // CA bundle; empty with system_roots: the system's store
+  bool system_roots = false;  // sslrootcert: system
+  PathSetting sslcert;        // pgmtls's own client certificate, for backends using `cert`
   PathSetting sslkey;
   std::string ssl_min_protocol_version = "TLSv1.2";
   bool sslsni = true;
@@ -78,7 +78,7 @@ struct CredentialConfig {
   std::string aws_region;
   std::string aws_profile;  // empty: AWS_PROFILE, else "default"
   std::chrono::milliseconds token_reuse{std::chrono::minutes(10)};
-  std::string origin;                   // e.g. "password_env PGMTLS_PW", for messages
+  std::string origin;  // e.g. "password_env PGMTLS_PW", for messages
   Location where;
 };
 
@@ -90,7 +90,8 @@ struct BackendConfig {
   BackendTlsConfig tls;
   CredentialConfig auth;                          // for every role without its own
   std::map<std::string, CredentialConfig> roles;  // per-role credentials
-  // A cleartext password (AuthenticationCleartextPassword) is only sent over TLS unless this is set.
+  // A cleartext password (AuthenticationCleartextPassword) is only sent over TLS unless this is
+  // set.
   bool allow_cleartext_password_without_tls = false;
   Location where;
 
@@ -113,11 +114,26 @@ struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
 };
 
+// What happens to a live session whose client certificate becomes revoked (by a reloaded CRL) or
+// expires while it is connected.
+enum class CertificateEventAction { keep, terminate };
+
 struct Config {
   std::string source;  // the config file's path, for messages
   ListenAddress listen;
   unsigned workers = 0;  // 0: one per core
   std::chrono::milliseconds startup_timeout{10000};
+  // SIGTERM: sessions get this long to finish before they are ended with 57P01.
+  std::chrono::milliseconds shutdown_timeout{30000};
+  // A session idle outside a transaction this long is ended with 57P05; 0: never.
+  std::chrono::milliseconds idle_timeout{0};
+  CertificateEventAction on_revocation = CertificateEventAction::keep;
+  CertificateEventAction on_expiry = CertificateEventAction::keep;
+  // Poll the files below for changes this often and reload when one changed; 0: only on SIGHUP.
+  std::chrono::milliseconds watch_interval{0};
+  // Every file and directory the config named (the config file itself included), for watching.
+  // Files pulled in by include directives and @file inside hba/ident files are not listed.
+  std::vector<std::string> files;
   TlsConfig tls;
   IdentityConfig identity;
   // Access rules from hba_file: or hba:, first match decides. Empty: one implicit rule,
@@ -145,6 +161,8 @@ LoadResult load_config_file(const std::string& path);
 // Loads YAML text; `name` names it in diagnostics, `base_dir` resolves relative paths.
 LoadResult load_config_text(std::string_view yaml, const std::string& name,
                             const std::string& base_dir);
+
+std::string_view to_string(CertificateEventAction action);
 
 // "10s", "250ms", "2m", "1h" or a plain number of seconds.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -81,4 +81,36 @@ std::string authentication_name(std::uint32_t code) {
   }
 }
 
+std::size_t MessageBoundaries::follow(Bytes chunk, bool stop_at_boundary) {
+  std::size_t pos = 0;
+  while (pos < chunk.size() && !broken_) {
+    if (stop_at_boundary && at_boundary()) return pos;
+    if (remaining_ > 0) {
+      const std::size_t take =
+          static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, chunk.size() - pos));
+      if (want_status_) {
+        status_ = static_cast<char>(chunk[pos]);
+        want_status_ = false;
+        ++ready_count_;
+      }
+      remaining_ -= take;
+      pos += take;
+      continue;
+    }
+    header_[header_have_++] = chunk[pos++];
+    if (header_have_ < sizeof header_) continue;
+    header_have_ = 0;
+    const std::uint32_t length = (std::uint32_t{header_[1]} << 24) |
+                                 (std::uint32_t{header_[2]} << 16) |
+                                 (std::uint32_t{header_[3]} << 8) | std::uint32_t{header_[4]};
+    if (length < 4) {
+      broken_ = true;
+      break;
+    }
+    remaining_ = length - 4;
+    want_status_ = header_[0] == 'Z' && remaining_ > 0;
+  }
+  return chunk.size();
+}
+
 }  // namespace pgmtls::protocol

@@ -63,4 +63,37 @@ std::map<char, std::string> parse_error_fields(Bytes payload);
 // A human-readable description of an authentication request code, for errors and logs.
 std::string authentication_name(std::uint32_t code);
 
+// Follows message boundaries in a stream relayed as opaque chunks, without copying or buffering:
+// where each message ends, and the transaction status of the last ReadyForQuery. The relay uses it
+// to end a session cleanly (a FATAL ErrorResponse may only go between two messages) and to tell
+// an idle session from one waiting for a result.
+class MessageBoundaries {
+ public:
+  // Follows the bytes of `chunk`. With `stop_at_boundary`, stops at the first message boundary
+  // in it (offset 0 when the stream is between messages already) and returns its offset;
+  // otherwise follows the whole chunk and returns its size. A length field below 4 makes the
+  // stream unfollowable: broken() turns true and no boundary is ever reported again.
+  std::size_t follow(Bytes chunk, bool stop_at_boundary = false);
+
+  // Between two messages (nothing of the next one seen yet).
+  bool at_boundary() const { return !broken_ && remaining_ == 0 && header_have_ == 0; }
+  bool broken() const { return broken_; }
+  // The status byte of the last complete ReadyForQuery ('I' idle, 'T' in a transaction, 'E' in
+  // a failed one), or `initial` given at construction until one is seen.
+  char transaction_status() const { return status_; }
+  // How many ReadyForQuery messages were seen.
+  std::uint64_t ready_count() const { return ready_count_; }
+
+  explicit MessageBoundaries(char initial = 0) : status_(initial) {}
+
+ private:
+  std::uint8_t header_[5] = {};
+  std::size_t header_have_ = 0;
+  std::uint64_t remaining_ = 0;  // body bytes of the current message still to come
+  bool want_status_ = false;     // the next body byte is a ReadyForQuery's status
+  bool broken_ = false;
+  char status_ = 0;
+  std::uint64_t ready_count_ = 0;
+};
+
 }  // namespace pgmtls::protocol

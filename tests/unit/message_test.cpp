@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -216,6 +217,89 @@ TEST(Message, RandomGarbageNeverCrashesAndResultsAreConsistent) {
     }
     (void)parse_error_fields(input);
   }
+}
+
+// ---- MessageBoundaries
+
+// A realistic backend stream: a query's result, then ReadyForQuery in a transaction, then an empty
+// message ('1' ParseComplete), then a large DataRow, then ReadyForQuery idle.
+ByteVec sample_stream(std::vector<std::size_t>& boundaries) {
+  ByteVec out;
+  auto add = [&](const ByteVec& m) {
+    out.insert(out.end(), m.begin(), m.end());
+    boundaries.push_back(out.size());
+  };
+  boundaries.push_back(0);
+  add(message('T', bytes(std::string("\0\1a\0", 4) + std::string(18, '\0'))));
+  add(message('D', bytes(std::string("\0\1\0\0\0\3abc", 11))));
+  add(message('C', bytes(std::string("SELECT 1\0", 9))));
+  add(message('Z', {'T'}));
+  add(message('1', {}));
+  add(message('D', ByteVec(70000, 'x')));
+  add(message('Z', {'I'}));
+  return out;
+}
+
+TEST(MessageBoundaries, FollowsAStreamInChunksOfEverySize) {
+  std::vector<std::size_t> boundaries;
+  const ByteVec stream = sample_stream(boundaries);
+  for (std::size_t chunk : {1u, 2u, 3u, 5u, 7u, 64u, 4096u, 100000u}) {
+    MessageBoundaries b('I');
+    std::size_t ready_at = 0;
+    for (std::size_t pos = 0; pos < stream.size(); pos += chunk) {
+      const std::size_t n = std::min(chunk, stream.size() - pos);
+      EXPECT_EQ(b.follow(Bytes(stream.data() + pos, n)), n);
+      const bool expected =
+          std::find(boundaries.begin(), boundaries.end(), pos + n) != boundaries.end();
+      EXPECT_EQ(b.at_boundary(), expected) << "chunk " << chunk << " at " << pos + n;
+      if (b.ready_count() == 1 && ready_at == 0) {
+        ready_at = pos + n;
+        EXPECT_EQ(b.transaction_status(), 'T');
+      }
+    }
+    EXPECT_TRUE(b.at_boundary());
+    EXPECT_EQ(b.ready_count(), 2u);
+    EXPECT_EQ(b.transaction_status(), 'I');
+    EXPECT_FALSE(b.broken());
+  }
+}
+
+TEST(MessageBoundaries, StopsAtTheFirstBoundaryOfAChunk) {
+  std::vector<std::size_t> boundaries;
+  const ByteVec stream = sample_stream(boundaries);
+  // From every starting offset, a chunk running to the end stops at the next boundary.
+  for (std::size_t start = 0; start < stream.size(); start += 13) {
+    MessageBoundaries b;
+    b.follow(Bytes(stream.data(), start));
+    const std::size_t stop = b.follow(Bytes(stream.data() + start, stream.size() - start), true);
+    const std::size_t next = *std::lower_bound(boundaries.begin(), boundaries.end(), start);
+    EXPECT_EQ(start + stop, next) << "from " << start;
+    EXPECT_TRUE(b.at_boundary());
+  }
+}
+
+TEST(MessageBoundaries, InitialStatusUntilTheFirstReadyForQuery) {
+  MessageBoundaries b('I');
+  EXPECT_EQ(b.transaction_status(), 'I');
+  EXPECT_EQ(b.ready_count(), 0u);
+  const ByteVec rfq = message('Z', {'E'});
+  b.follow(Bytes(rfq.data(), 5));  // the header alone: the status is not known yet
+  EXPECT_EQ(b.transaction_status(), 'I');
+  EXPECT_FALSE(b.at_boundary());
+  b.follow(Bytes(rfq.data() + 5, 1));
+  EXPECT_EQ(b.transaction_status(), 'E');
+  EXPECT_TRUE(b.at_boundary());
+}
+
+TEST(MessageBoundaries, ALengthBelowFourBreaksTrackingForGood) {
+  MessageBoundaries b;
+  const ByteVec bad = header('D', 3);
+  b.follow(Bytes(bad.data(), bad.size()));
+  EXPECT_TRUE(b.broken());
+  EXPECT_FALSE(b.at_boundary());
+  const ByteVec good = message('Z', {'I'});
+  EXPECT_EQ(b.follow(Bytes(good.data(), good.size()), true), good.size());
+  EXPECT_FALSE(b.at_boundary());
 }
 
 }  // namespace

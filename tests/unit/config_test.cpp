@@ -205,10 +205,9 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         InvalidCase{
             "unknown_top_level_key.yaml", 9, 1,
-            "unknown key \"listen_port\" (expected one of: listen, workers, "
-            "startup_timeout, tls, identity, map, ident_file, maps, hba_file, hba, backends, "
-            "log)",
-            true},
+            // The list grows with every top-level setting; its start is what matters.
+            "unknown key \"listen_port\" (expected one of: listen, workers, startup_timeout, ",
+            false},
         InvalidCase{"unknown_tls_key.yaml", 6, 3,
                     "unknown key \"tls.ssl_ca_file\" (expected one of", false},
         InvalidCase{"duplicate_key.yaml", 7, 1, "duplicate key \"workers\"", true},

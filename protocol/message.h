@@ -81,8 +81,11 @@ class MessageBoundaries {
   // The status byte of the last complete ReadyForQuery ('I' idle, 'T' in a transaction, 'E' in
   // a failed one), or `initial` given at construction until one is seen.
   char transaction_status() const { return status_; }
-  // How many ReadyForQuery messages were seen.
+  // How many ReadyForQuery messages were seen (on a backend stream).
   std::uint64_t ready_count() const { return ready_count_; }
+  // How many messages that each get one ReadyForQuery were seen (on a frontend stream): Query,
+  // Sync and FunctionCall.
+  std::uint64_t requests() const { return requests_; }
 
   explicit MessageBoundaries(char initial = 0) : status_(initial) {}
 
@@ -94,6 +97,7 @@ class MessageBoundaries {
   bool broken_ = false;
   char status_ = 0;
   std::uint64_t ready_count_ = 0;
+  std::uint64_t requests_ = 0;
 };
 
 }  // namespace pgmtls::protocol

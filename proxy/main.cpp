@@ -90,7 +90,18 @@ int run(const std::string& path) {
   pgmtls::proxy::setup_logging(snap->config.log.level);
   std::signal(SIGPIPE, SIG_IGN);
 
-  proxy::Server server(snap);
+  // Reloads read the same file again, with the same checks as start-up.
+  auto loader = [path](std::string& errors) -> std::shared_ptr<const proxy::Snapshot> {
+    auto loaded = config::load_config_file(path);
+    config::Diagnostics diagnostics = std::move(loaded.errors);
+    std::shared_ptr<const proxy::Snapshot> next;
+    if (loaded.config && diagnostics.empty())
+      next = proxy::build_snapshot(std::move(*loaded.config), diagnostics);
+    for (const auto& d : diagnostics)
+      errors += (errors.empty() ? "" : "; ") + d.str();
+    return next;
+  };
+  proxy::Server server(snap, loader);
   std::string error;
   if (!server.bind(error)) {
     spdlog::critical("{}", error);

@@ -33,7 +33,8 @@ inline constexpr std::string_view kBackendAuthFailed = "backend_auth_failed";
 inline constexpr std::string_view kBackendTlsFailed = "backend_tls_failed";
 inline constexpr std::string_view kBackendError = "backend_error";  // backend refused start-up
 inline constexpr std::string_view kBackendProtocolError = "backend_protocol_error";
-inline constexpr std::string_view kServerShutdown = "server_shutdown";
+inline constexpr std::string_view kServerShutdown = "server_shutdown";  // SIGTERM/SIGINT
+inline constexpr std::string_view kIdleTimeout = "idle_timeout";
 }  // namespace reason
 
 // SQLSTATEs pgmtls sends (PostgreSQL's errcodes).
@@ -41,6 +42,8 @@ namespace sqlstate {
 inline constexpr std::string_view kInvalidAuthorization = "28000";
 inline constexpr std::string_view kProtocolViolation = "08P01";
 inline constexpr std::string_view kConnectionFailure = "08006";
+inline constexpr std::string_view kAdminShutdown = "57P01";
+inline constexpr std::string_view kIdleSessionTimeout = "57P05";
 }  // namespace sqlstate
 
 struct Outcome {

@@ -3,8 +3,51 @@
 // worker's thread.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/outcome.h"
+
 namespace pgmtls::proxy {
 
-struct Runtime {};
+struct Snapshot;
+
+// Why pgmtls ends a live session itself: the client gets a FATAL ErrorResponse with `sqlstate`
+// and `message` (between two messages of the backend's stream); the log line gets `result`,
+// `reason` and `detail` (the message when empty).
+struct Termination {
+  Result result = Result::ok;
+  std::string_view reason;  // proxy/outcome.h
+  std::string_view sqlstate;
+  std::string message;
+  std::string detail;
+};
+
+// A session as the rest of the process sees it. Called only on the session's worker thread.
+class LiveSession {
+ public:
+  virtual ~LiveSession() = default;
+  // Ends the session: at once during start-up; during the relay with a FATAL to the client at
+  // the next message boundary, or by closing both sockets if none comes within a few seconds.
+  virtual void terminate(Termination why) = 0;
+  // After a reload: ends the session if `snapshot`'s CRLs revoke its client certificate and the
+  // snapshot says on_revocation: terminate.
+  virtual void recheck_certificate(const Snapshot& snapshot) = 0;
+};
+
+struct Runtime {
+  explicit Runtime(unsigned workers) : sessions(workers) {}
+
+  // Live sessions by id, one map per worker, each touched only on its worker's thread.
+  std::vector<std::unordered_map<std::uint64_t, std::weak_ptr<LiveSession>>> sessions;
+  // Sessions alive in the whole process, in any phase.
+  std::atomic<std::size_t> live{0};
+};
 
 }  // namespace pgmtls::proxy

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <filesystem>
 
 #include "proxy/session.h"
 
@@ -22,12 +24,48 @@ namespace {
 
 // Session ids carry the worker in their low bits so a log line tells which thread served it.
 constexpr unsigned kWorkerBits = 10;
+// Terminated sessions get this long to send their FATAL and close before the process stops
+// anyway (a little more than the sessions' own grace period).
+constexpr auto kTerminateWait = std::chrono::seconds(6);
+constexpr auto kDrainPoll = std::chrono::milliseconds(50);
+
+unsigned worker_count_for(const Snapshot& snapshot) {
+  const unsigned n = snapshot.config.workers;
+  return n != 0 ? n : std::max(1u, std::thread::hardware_concurrency());
+}
+
+// What the watched files look like now: path, inode, size and modification time of each, and of
+// each entry of a watched directory. Any change, including a file replaced by rename, shows.
+std::string files_signature(const std::vector<std::string>& paths) {
+  std::string out;
+  auto add = [&out](const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      out += path + " missing\n";
+      return false;
+    }
+    out += path + " " + std::to_string(st.st_ino) + " " + std::to_string(st.st_size) + " " +
+           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "\n";
+    return S_ISDIR(st.st_mode);
+  };
+  for (const auto& path : paths) {
+    if (!add(path)) continue;
+    std::error_code ec;
+    std::vector<std::string> entries;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec))
+      entries.push_back(entry.path().string());
+    std::sort(entries.begin(), entries.end());
+    for (const auto& entry : entries)
+      add(entry);
+  }
+  return out;
+}
 
 }  // namespace
 
-Server::Server(std::shared_ptr<const Snapshot> snapshot) : snapshot_(std::move(snapshot)) {
-  unsigned n = snapshot_.load()->config.workers;
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+Server::Server(std::shared_ptr<const Snapshot> snapshot, Loader loader)
+    : snapshot_(snapshot), loader_(std::move(loader)), runtime_(worker_count_for(*snapshot)) {
+  const unsigned n = worker_count_for(*snapshot);
   for (unsigned i = 0; i < n; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->index = i;
@@ -108,31 +146,167 @@ void Server::start_accepting(Worker& worker) {
       asio::detached);
 }
 
+void Server::for_each_session(std::function<void(LiveSession&)> fn) {
+  for (auto& w : workers_) {
+    asio::post(w->io, [this, &w, fn] {
+      std::vector<std::shared_ptr<LiveSession>> live;
+      for (auto& [id, weak] : runtime_.sessions[w->index]) {
+        if (auto session = weak.lock()) live.push_back(std::move(session));
+      }
+      for (auto& session : live)
+        fn(*session);
+    });
+  }
+}
+
+void Server::terminate_all(std::string_view why) {
+  for_each_session([why](LiveSession& session) {
+    session.terminate({Result::ok, reason::kServerShutdown, sqlstate::kAdminShutdown,
+                       "terminating connection due to administrator command", std::string(why)});
+  });
+}
+
+bool Server::reload() {
+  std::lock_guard lock(reload_mutex_);
+  const auto start = std::chrono::steady_clock::now();
+  std::string errors;
+  std::shared_ptr<const Snapshot> next;
+  try {
+    next = loader_(errors);
+  } catch (const std::exception& e) {
+    errors = e.what();
+  }
+  if (!next) {
+    spdlog::error("reload failed; the previous configuration stays in force: {}", errors);
+    return false;
+  }
+  const auto current = snapshot_.load();
+  const auto& was = current->config;
+  const auto& now = next->config;
+  if (was.listen.host != now.listen.host || was.listen.port != now.listen.port) {
+    spdlog::warn("reload: listen changed to {}:{}; it takes effect only after a restart",
+                 now.listen.host, now.listen.port);
+  }
+  if (was.workers != now.workers) {
+    spdlog::warn("reload: workers changed to {}; it takes effect only after a restart",
+                 now.workers);
+  }
+  if (was.log.level != now.log.level) spdlog::set_level(spdlog::level::from_str(now.log.level));
+  snapshot_.store(next);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+  spdlog::info(
+      "configuration reloaded from {} in {} ms: new sessions use it, {} live sessions keep theirs",
+      now.source, ms, runtime_.live.load());
+  if (now.on_revocation == config::CertificateEventAction::terminate) {
+    for_each_session([next](LiveSession& session) { session.recheck_certificate(*next); });
+  }
+  return true;
+}
+
 int Server::run() {
-  asio::io_context signals_io(1);
-  asio::signal_set signals(signals_io, SIGTERM, SIGINT, SIGHUP);
-  std::function<void()> wait_signal;
-  bool stopping = false;
-  wait_signal = [&] {
+  asio::io_context main_io(1);
+  asio::signal_set signals(main_io, SIGTERM, SIGINT, SIGHUP);
+  asio::steady_timer shutdown_timer(main_io);
+  asio::steady_timer watch_timer(main_io);
+  enum class Phase { serving, draining, terminating } phase = Phase::serving;
+  std::chrono::steady_clock::time_point phase_deadline;
+
+  auto stop_accepting = [this] {
+    for (auto& w : workers_) {
+      asio::post(w->io, [&w] {
+        error_code ignored;
+        w->acceptor.close(ignored);
+      });
+    }
+  };
+  auto finish = [&] {
+    for (auto& w : workers_)
+      w->io.stop();
+    main_io.stop();
+  };
+  // Polls until every session has ended; at the deadline, a drain turns into termination, and a
+  // termination into a stop.
+  std::function<void()> poll_shutdown = [&] {
+    if (runtime_.live.load() == 0) {
+      finish();
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= phase_deadline) {
+      if (phase == Phase::draining) {
+        spdlog::warn("shutdown_timeout passed: ending {} sessions with 57P01",
+                     runtime_.live.load());
+        terminate_all("shutdown_timeout passed during a drain");
+        phase = Phase::terminating;
+        phase_deadline = std::chrono::steady_clock::now() + kTerminateWait;
+      } else {
+        spdlog::warn("{} sessions did not end in time; stopping anyway", runtime_.live.load());
+        finish();
+        return;
+      }
+    }
+    shutdown_timer.expires_after(kDrainPoll);
+    shutdown_timer.async_wait([&](const error_code& ec) {
+      if (!ec) poll_shutdown();
+    });
+  };
+  auto begin_shutdown = [&](bool fast) {
+    watch_timer.cancel();
+    if (phase == Phase::serving) stop_accepting();
+    if (fast || phase == Phase::draining) {
+      if (phase != Phase::terminating) {
+        spdlog::info("fast shutdown: ending {} sessions with 57P01", runtime_.live.load());
+        terminate_all("fast shutdown");
+        phase = Phase::terminating;
+        phase_deadline = std::chrono::steady_clock::now() + kTerminateWait;
+      }
+    } else {
+      const auto timeout = snapshot_.load()->config.shutdown_timeout;
+      spdlog::info("draining: no new connections; {} sessions have {} ms to finish",
+                   runtime_.live.load(), timeout.count());
+      phase = Phase::draining;
+      phase_deadline = std::chrono::steady_clock::now() + timeout;
+    }
+    shutdown_timer.cancel();
+    poll_shutdown();
+  };
+
+  std::function<void()> wait_signal = [&] {
     signals.async_wait([&](const error_code& ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        spdlog::warn("SIGHUP received: configuration reload is not implemented yet; ignored");
-        wait_signal();
-        return;
+        spdlog::info("SIGHUP received: reloading the configuration");
+        if (phase == Phase::serving) reload();
+      } else {
+        spdlog::info("{} received", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        // SIGINT, or SIGTERM a second time: fast.
+        begin_shutdown(signo == SIGINT);
       }
-      spdlog::info("{} received: shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-      stopping = true;
-      for (auto& w : workers_) {
-        asio::post(w->io, [&w] {
-          error_code ignored;
-          w->acceptor.close(ignored);
-          w->io.stop();
-        });
-      }
+      wait_signal();
     });
   };
   wait_signal();
+
+  // watch_interval: reload when a file the config names changes.
+  std::string signature = files_signature(snapshot_.load()->config.files);
+  std::function<void()> watch = [&] {
+    const auto interval = snapshot_.load()->config.watch_interval;
+    if (interval.count() <= 0 || phase != Phase::serving) return;
+    watch_timer.expires_after(interval);
+    watch_timer.async_wait([&](const error_code& ec) {
+      if (ec || phase != Phase::serving) return;
+      std::string now = files_signature(snapshot_.load()->config.files);
+      if (now != signature) {
+        spdlog::info("a watched file changed: reloading the configuration");
+        reload();
+        // Whether or not it worked, wait for the next change before trying again.
+        signature = files_signature(snapshot_.load()->config.files);
+      }
+      watch();
+    });
+  };
+  watch();
 
   for (auto& w : workers_) {
     start_accepting(*w);
@@ -145,8 +319,7 @@ int Server::run() {
       }
     });
   }
-  while (!stopping && signals_io.run_one() > 0) {
-  }
+  main_io.run();
   for (auto& w : workers_)
     w->thread.join();
   spdlog::info("stopped");

@@ -4,7 +4,9 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,7 +18,11 @@ namespace pgmtls::proxy {
 
 class Server {
  public:
-  explicit Server(std::shared_ptr<const Snapshot> snapshot);
+  // Builds a new snapshot from the configuration as it is now (for reloads); null with `errors`
+  // set (one line each) when it cannot.
+  using Loader = std::function<std::shared_ptr<const Snapshot>(std::string& errors)>;
+
+  Server(std::shared_ptr<const Snapshot> snapshot, Loader loader);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -29,8 +35,13 @@ class Server {
   std::string local_address() const;
   unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
 
-  // Serves until SIGTERM or SIGINT; returns the process exit code.
+  // Serves until SIGTERM (drain: sessions get shutdown_timeout to finish, then 57P01) or SIGINT
+  // (fast: 57P01 at once); SIGHUP reloads. Returns the process exit code.
   int run();
+
+  // Builds a new snapshot with the loader and swaps it in; on failure the current one stays and
+  // the reason is logged. Returns whether the new snapshot is in force. Any thread.
+  bool reload();
 
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
 
@@ -44,9 +55,14 @@ class Server {
   };
 
   void start_accepting(Worker& worker);
+  // Runs `fn(session)` on every live session, each on its own worker's thread.
+  void for_each_session(std::function<void(LiveSession&)> fn);
+  void terminate_all(std::string_view why);
 
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
-  Runtime runtime_;  // before workers_: outlives the sessions they run
+  Loader loader_;
+  std::mutex reload_mutex_;  // one reload at a time
+  Runtime runtime_;          // before workers_: outlives the sessions they run
   std::vector<std::unique_ptr<Worker>> workers_;
   boost::asio::ip::tcp::endpoint bound_;
 };

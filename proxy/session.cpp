@@ -27,6 +27,7 @@
 #include "protocol/message.h"
 #include "proxy/logging.h"
 #include "proxy/outcome.h"
+#include "proxy/runtime.h"
 
 namespace pgmtls::proxy {
 
@@ -41,8 +42,11 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // hostile backend.
 constexpr std::size_t kMaxBackendStartupMessage = 1 << 20;
 constexpr std::size_t kRelayBufferSize = 16 * 1024;
+// A terminated session whose backend stream reaches no message boundary within this long (a
+// stalled backend, a client not reading) is closed without the FATAL message.
+constexpr auto kTerminateGrace = std::chrono::seconds(5);
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session final : public LiveSession, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot, std::uint64_t id,
           Runtime& runtime, unsigned worker)
@@ -51,6 +55,8 @@ class Session : public std::enable_shared_from_this<Session> {
         client_(std::move(socket)),
         backend_(client_.get_executor()),
         deadline_(client_.get_executor()),
+        idle_timer_(client_.get_executor()),
+        expiry_timer_(client_.get_executor()),
         snap_(std::move(snapshot)),
         id_(id),
         started_(std::chrono::steady_clock::now()) {
@@ -60,8 +66,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   asio::awaitable<void> run() {
+    Registration registration(*this);
     arm_deadline();
-    const bool ready = co_await startup();
+    bool ready = co_await startup();
+    if (terminating_) {
+      // Ended during start-up (shutdown): whatever I/O error that caused is not the story.
+      set_outcome(terminating_->result, terminating_->reason, terminating_->message);
+      ready = false;
+    }
     if (ready) {
       deadline_.cancel();
       co_await relay();
@@ -70,12 +82,77 @@ class Session : public std::enable_shared_from_this<Session> {
     log_outcome();
   }
 
+  void terminate(Termination why) override {
+    if (terminating_ || relay_ended_) return;
+    terminating_ = std::move(why);
+    if (!in_relay_) {
+      // Start-up is aborted at once; run() records the termination as the outcome.
+      error_code ignored;
+      client_.cancel(ignored);
+      backend_.cancel(ignored);
+      return;
+    }
+    deadline_.expires_after(kTerminateGrace);
+    deadline_.async_wait([self = shared_from_this()](error_code ec) {
+      if (!ec) self->end_relay(reason::kBackendClosed);
+    });
+    // Between two backend messages and not writing to the client: the FATAL can go now.
+    // Otherwise backend_to_client sends it at the next boundary.
+    if (!writing_to_client_ && backend_messages_.at_boundary()) {
+      asio::co_spawn(
+          client_.get_executor(),
+          [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->send_fatal(); },
+          asio::detached);
+    }
+  }
+
+  void recheck_certificate(const Snapshot& snapshot) override {
+    if (!in_relay_ || terminating_ || relay_ended_ ||
+        snapshot.config.on_revocation != config::CertificateEventAction::terminate) {
+      return;
+    }
+    X509* leaf = SSL_get0_peer_certificate(tls_->native_handle());
+    if (leaf == nullptr) return;
+    std::vector<X509*> untrusted;
+    if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(tls_->native_handle())) {
+      for (int i = 0; i < sk_X509_num(sent); ++i)
+        untrusted.push_back(sk_X509_value(sent, i));
+    }
+    std::vector<auth::X509Ptr> chain;
+    std::string why;
+    const long result = auth::verify_client_certificate(snapshot.client_tls->native_handle(), leaf,
+                                                        untrusted, chain, why);
+    if (result == X509_V_ERR_CERT_REVOKED) {
+      terminate({Result::rejected, auth::verify_reason(result), sqlstate::kInvalidAuthorization,
+                 "terminating connection because the client certificate has been revoked",
+                 "after reload: " + why});
+    }
+  }
+
  private:
   static std::string endpoint_text(const tcp::endpoint& ep) {
     const auto addr = ep.address();
     return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" +
            std::to_string(ep.port());
   }
+
+  // The session's entry in its worker's table of live sessions, for as long as run() runs.
+  class Registration {
+   public:
+    explicit Registration(Session& s) : s_(s) {
+      s_.runtime_.sessions[s_.worker_][s_.id_] = s_.weak_from_this();
+      s_.runtime_.live.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~Registration() {
+      s_.runtime_.sessions[s_.worker_].erase(s_.id_);
+      s_.runtime_.live.fetch_sub(1, std::memory_order_relaxed);
+    }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+   private:
+    Session& s_;
+  };
 
   // The phases up to a backend ready for queries; each returns false once the outcome is decided.
   // Results are awaited into a local, never inside an if condition: GCC 12 miscompiles a co_await
@@ -674,6 +751,12 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> relay() {
     using namespace asio::experimental::awaitable_operators;
     set_outcome(Result::ok, reason::kClientClosed, admit_detail_);
+    in_relay_ = true;
+    last_activity_ = std::chrono::steady_clock::now();
+    if (snap_->config.idle_timeout.count() > 0) {
+      asio::co_spawn(client_.get_executor(), watch_idle(shared_from_this()), asio::detached);
+    }
+    if (snap_->config.on_expiry == config::CertificateEventAction::terminate) watch_expiry();
     // Whichever direction ends first closes both sockets, which ends the other at once.
     if (backend_tls_) {
       co_await (client_to_backend(*backend_tls_) && backend_to_client(*backend_tls_));
@@ -689,6 +772,8 @@ class Session : public std::enable_shared_from_this<Session> {
       auto [ec, n] = co_await tls_->async_read_some(asio::buffer(buf), use_tuple);
       if (ec) break;
       bytes_from_client_ += n;
+      last_activity_ = std::chrono::steady_clock::now();
+      client_messages_.follow(protocol::Bytes(buf.data(), n));
       std::tie(ec, n) = co_await asio::async_write(backend, asio::buffer(buf.data(), n), use_tuple);
       if (ec) break;
     }
@@ -700,18 +785,99 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<std::uint8_t> buf(kRelayBufferSize);
     for (;;) {
       auto [ec, n] = co_await backend.async_read_some(asio::buffer(buf), use_tuple);
+      // Once the FATAL is on its way, its sender ends the relay.
+      if (fatal_sent_) co_return;
       if (ec) break;
-      std::tie(ec, n) = co_await asio::async_write(*tls_, asio::buffer(buf.data(), n), use_tuple);
+      last_activity_ = std::chrono::steady_clock::now();
+      // Terminating: forward up to the first message boundary, then the FATAL.
+      const std::size_t forward =
+          backend_messages_.follow(protocol::Bytes(buf.data(), n), terminating_.has_value());
+      writing_to_client_ = true;
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(*tls_, asio::buffer(buf.data(), forward), use_tuple);
+      writing_to_client_ = false;
       if (ec) break;
-      bytes_to_client_ += n;
+      bytes_to_client_ += forward;
+      if (terminating_ && backend_messages_.at_boundary()) {
+        co_await send_fatal();
+        co_return;
+      }
     }
     end_relay(reason::kBackendClosed);
+  }
+
+  // The termination's FATAL ErrorResponse, between two backend messages; then the relay ends.
+  asio::awaitable<void> send_fatal() {
+    if (fatal_sent_ || relay_ended_) co_return;
+    fatal_sent_ = true;
+    writing_to_client_ = true;
+    const auto message = protocol::error_response({.severity = "FATAL",
+                                                   .sqlstate = terminating_->sqlstate,
+                                                   .message = terminating_->message,
+                                                   .detail = {},
+                                                   .hint = {}});
+    auto [ec, n] = co_await asio::async_write(*tls_, asio::buffer(message), use_tuple);
+    writing_to_client_ = false;
+    if (!ec) bytes_to_client_ += n;
+    end_relay(reason::kBackendClosed);
+  }
+
+  // Idle: no bytes either way, both streams between messages, every request answered and the
+  // last ReadyForQuery outside a transaction (PostgreSQL's idle_session_timeout).
+  bool idle() const {
+    return client_messages_.at_boundary() && backend_messages_.at_boundary() &&
+           backend_messages_.ready_count() == client_messages_.requests() &&
+           backend_messages_.transaction_status() == 'I';
+  }
+
+  asio::awaitable<void> watch_idle(std::shared_ptr<Session> self) {
+    const auto limit = snap_->config.idle_timeout;
+    auto wake = last_activity_ + limit;
+    for (;;) {
+      idle_timer_.expires_at(wake);
+      auto [ec] = co_await idle_timer_.async_wait(use_tuple);
+      if (ec || relay_ended_ || terminating_) co_return;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= last_activity_ + limit && idle()) {
+        terminate({Result::ok,
+                   reason::kIdleTimeout,
+                   sqlstate::kIdleSessionTimeout,
+                   "terminating connection due to idle-session timeout",
+                   {}});
+        co_return;
+      }
+      wake = std::max(last_activity_ + limit, now + limit);
+    }
+  }
+
+  // on_expiry: terminate. The timer holds only a weak reference.
+  void watch_expiry() {
+    X509* leaf = SSL_get0_peer_certificate(tls_->native_handle());
+    int days = 0, seconds = 0;
+    if (leaf == nullptr || ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(leaf)) != 1)
+      return;
+    expiry_timer_.expires_after(std::chrono::hours(24) * days + std::chrono::seconds(seconds));
+    expiry_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      self->terminate({Result::rejected,
+                       "expired",
+                       sqlstate::kInvalidAuthorization,
+                       "terminating connection because the client certificate has expired",
+                       {}});
+    });
   }
 
   void end_relay(std::string_view side) {
     if (!relay_ended_) {
       relay_ended_ = true;
-      outcome_.reason = side;
+      if (terminating_) {
+        set_outcome(terminating_->result, terminating_->reason,
+                    terminating_->detail.empty() ? terminating_->message : terminating_->detail);
+        if (!fatal_sent_) outcome_.detail += " (closed without a message: no message boundary)";
+      } else {
+        outcome_.reason = side;
+      }
       close_sockets();
     }
   }
@@ -722,6 +888,8 @@ class Session : public std::enable_shared_from_this<Session> {
     client_.close(ignored);
     backend_.close(ignored);
     deadline_.cancel();
+    idle_timer_.cancel();
+    expiry_timer_.cancel();
   }
 
   void log_outcome() {
@@ -747,8 +915,8 @@ class Session : public std::enable_shared_from_this<Session> {
         log_value(outcome_.detail));
   }
 
-  [[maybe_unused]] Runtime& runtime_;  // (used as features land)
-  [[maybe_unused]] unsigned worker_;
+  Runtime& runtime_;
+  unsigned worker_;
   tcp::socket client_;
   std::optional<asio::ssl::stream<tcp::socket&>> tls_;
   tcp::socket backend_;
@@ -757,9 +925,19 @@ class Session : public std::enable_shared_from_this<Session> {
   bool scram_verified_ = false;
   bool credential_sent_ = false;  // a password or SCRAM message went to the backend
   std::string backend_auth_;      // how pgmtls authenticated to the backend, for the log
-  asio::steady_timer deadline_;
+  asio::steady_timer deadline_;   // start-up deadline, then the termination grace period
+  asio::steady_timer idle_timer_;
+  asio::steady_timer expiry_timer_;
   bool deadline_expired_ = false;
+  bool in_relay_ = false;
   bool relay_ended_ = false;
+  // Ending the session from outside (LiveSession::terminate).
+  std::optional<Termination> terminating_;
+  bool fatal_sent_ = false;
+  bool writing_to_client_ = false;  // a relay write to the client is in flight
+  protocol::MessageBoundaries client_messages_;
+  protocol::MessageBoundaries backend_messages_{'I'};  // start-up ended with ReadyForQuery idle
+  std::chrono::steady_clock::time_point last_activity_;
   std::shared_ptr<const Snapshot> snap_;
   std::uint64_t id_;
   std::chrono::steady_clock::time_point started_;

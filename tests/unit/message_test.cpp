@@ -291,6 +291,21 @@ TEST(MessageBoundaries, InitialStatusUntilTheFirstReadyForQuery) {
   EXPECT_TRUE(b.at_boundary());
 }
 
+TEST(MessageBoundaries, CountsTheRequestsOfAFrontendStream) {
+  MessageBoundaries b;
+  ByteVec stream;
+  for (const ByteVec& m :
+       {message('Q', bytes(std::string("SELECT 1\0", 9))), message('P', ByteVec(20, 0)),
+        message('B', ByteVec(12, 0)), message('E', ByteVec(9, 0)), message('S', {}),
+        message('F', ByteVec(10, 0)), message('d', bytes("QQQQSSSS")), message('X', {})}) {
+    stream.insert(stream.end(), m.begin(), m.end());
+  }
+  for (std::uint8_t byte : stream)
+    b.follow(Bytes(&byte, 1));
+  EXPECT_EQ(b.requests(), 3u);  // Q, S, F; not the bytes inside CopyData
+  EXPECT_TRUE(b.at_boundary());
+}
+
 TEST(MessageBoundaries, ALengthBelowFourBreaksTrackingForGood) {
   MessageBoundaries b;
   const ByteVec bad = header('D', 3);

@@ -42,6 +42,7 @@ std::string ProxyConfig::to_yaml() const {
   y += "listen: " + listen + "\n";
   y += "workers: " + std::to_string(workers) + "\n";
   y += "startup_timeout: " + startup_timeout + "\n";
+  y += "shutdown_timeout: " + shutdown_timeout + "\n";
   y += "tls:\n";
   y += "  cert_file: " + cert_file + "\n";
   y += "  key_file: " + key_file + "\n";
@@ -101,7 +102,9 @@ PgmtlsProcess::PgmtlsProcess(const std::string& config_path, const std::string& 
 }
 
 PgmtlsProcess::~PgmtlsProcess() {
-  if (!child_->running()) {
+  if (stopped_by_test_ && !child_->running()) {
+    // The test stopped it and checked how.
+  } else if (!child_->running()) {
     ADD_FAILURE() << "pgmtls " << child_->describe_status()
                   << " before it was asked to stop. Log:\n"
                   << log_text();
@@ -121,6 +124,13 @@ PgmtlsProcess::~PgmtlsProcess() {
     }
   }
   if (reader_.joinable()) reader_.join();
+}
+
+std::optional<int> PgmtlsProcess::wait_for_exit(std::chrono::milliseconds timeout) {
+  stopped_by_test_ = true;
+  if (!child_->wait_for_exit(timeout)) return std::nullopt;
+  const int status = *child_->wait_status();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 bool PgmtlsProcess::running() {

@@ -25,6 +25,9 @@ struct ProxyConfig {
   std::string listen = "127.0.0.1:0";
   unsigned workers = 2;
   std::string startup_timeout = "10s";
+  // Short, so that stopping pgmtls at the end of a test (SIGTERM: a drain) never waits long on a
+  // session that is still open.
+  std::string shutdown_timeout = "3s";
   std::string cert_file;
   std::string key_file;
   std::string ca_file;
@@ -55,7 +58,12 @@ class PgmtlsProcess {
   ~PgmtlsProcess();
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return child_->pid(); }
   bool running();
+  void signal(int sig) const { child_->signal(sig); }
+  // For tests that stop pgmtls themselves: waits up to `timeout` for it to exit; its exit code,
+  // or nullopt if it is still running (or died by a signal: -signal).
+  std::optional<int> wait_for_exit(std::chrono::milliseconds timeout);
 
   // The number of log lines so far: a mark to search from.
   std::size_t log_mark() const;
@@ -76,6 +84,7 @@ class PgmtlsProcess {
   std::vector<std::string> lines_;
   bool eof_ = false;
   std::uint16_t port_ = 0;
+  bool stopped_by_test_ = false;
 };
 
 // `pgmtls check --config FILE`.

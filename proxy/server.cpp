@@ -29,6 +29,11 @@ constexpr unsigned kWorkerBits = 10;
 constexpr auto kTerminateWait = std::chrono::seconds(6);
 constexpr auto kDrainPoll = std::chrono::milliseconds(50);
 
+double milliseconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
 unsigned worker_count_for(const Snapshot& snapshot) {
   const unsigned n = snapshot.config.workers;
   return n != 0 ? n : std::max(1u, std::thread::hardware_concurrency());
@@ -146,15 +151,24 @@ void Server::start_accepting(Worker& worker) {
       asio::detached);
 }
 
-void Server::for_each_session(std::function<void(LiveSession&)> fn) {
+void Server::for_each_session(std::function<void(LiveSession&)> fn,
+                              std::function<void(std::size_t)> done) {
+  struct Progress {
+    std::atomic<std::size_t> workers_left;
+    std::atomic<std::size_t> visited{0};
+  };
+  auto progress = std::make_shared<Progress>();
+  progress->workers_left = workers_.size();
   for (auto& w : workers_) {
-    asio::post(w->io, [this, &w, fn] {
+    asio::post(w->io, [this, &w, fn, done, progress] {
       std::vector<std::shared_ptr<LiveSession>> live;
       for (auto& [id, weak] : runtime_.sessions[w->index]) {
         if (auto session = weak.lock()) live.push_back(std::move(session));
       }
       for (auto& session : live)
         fn(*session);
+      progress->visited += live.size();
+      if (progress->workers_left.fetch_sub(1) == 1 && done) done(progress->visited.load());
     });
   }
 }
@@ -193,14 +207,19 @@ bool Server::reload() {
   }
   if (was.log.level != now.log.level) spdlog::set_level(spdlog::level::from_str(now.log.level));
   snapshot_.store(next);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - start)
-                      .count();
   spdlog::info(
-      "configuration reloaded from {} in {} ms: new sessions use it, {} live sessions keep theirs",
-      now.source, ms, runtime_.live.load());
+      "configuration reloaded from {} in {:.1f} ms: new sessions use it, {} live sessions keep "
+      "theirs",
+      now.source, milliseconds_since(start), runtime_.live.load());
   if (now.on_revocation == config::CertificateEventAction::terminate) {
-    for_each_session([next](LiveSession& session) { session.recheck_certificate(*next); });
+    const auto recheck_start = std::chrono::steady_clock::now();
+    for_each_session([next](LiveSession& session) { session.recheck_certificate(*next); },
+                     [recheck_start](std::size_t sessions) {
+                       spdlog::info(
+                           "on_revocation: re-checked the certificates of {} live sessions in "
+                           "{:.1f} ms",
+                           sessions, milliseconds_since(recheck_start));
+                     });
   }
   return true;
 }

@@ -55,8 +55,10 @@ class Server {
   };
 
   void start_accepting(Worker& worker);
-  // Runs `fn(session)` on every live session, each on its own worker's thread.
-  void for_each_session(std::function<void(LiveSession&)> fn);
+  // Runs `fn(session)` on every live session, each on its own worker's thread; then, once every
+  // worker is through, `done(sessions visited)` on the last one's thread.
+  void for_each_session(std::function<void(LiveSession&)> fn,
+                        std::function<void(std::size_t)> done = {});
   void terminate_all(std::string_view why);
 
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;

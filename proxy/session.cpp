@@ -101,7 +101,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     if (!writing_to_client_ && backend_messages_.at_boundary()) {
       asio::co_spawn(
           client_.get_executor(),
-          [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->send_fatal(); },
+          [self = shared_from_this()]() -> asio::awaitable<void> {
+            // A relay write that started meanwhile sends it at its next boundary instead.
+            if (!self->writing_to_client_) co_await self->send_fatal();
+          },
           asio::detached);
     }
   }
@@ -792,12 +795,14 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       // Terminating: forward up to the first message boundary, then the FATAL.
       const std::size_t forward =
           backend_messages_.follow(protocol::Bytes(buf.data(), n), terminating_.has_value());
-      writing_to_client_ = true;
-      std::tie(ec, std::ignore) =
-          co_await asio::async_write(*tls_, asio::buffer(buf.data(), forward), use_tuple);
-      writing_to_client_ = false;
-      if (ec) break;
-      bytes_to_client_ += forward;
+      if (forward > 0) {
+        writing_to_client_ = true;
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(*tls_, asio::buffer(buf.data(), forward), use_tuple);
+        writing_to_client_ = false;
+        if (ec) break;
+        bytes_to_client_ += forward;
+      }
       if (terminating_ && backend_messages_.at_boundary()) {
         co_await send_fatal();
         co_return;

@@ -247,6 +247,7 @@ class Loader {
                has_backends = true;
                load_backends(n, cfg.backend);
              }},
+            {"admin", [&](const YAML::Node& n) { load_admin(n, cfg.admin); }},
             {"log", [&](const YAML::Node& n) { load_log(n, cfg.log); }},
         });
     if (!root.IsMap()) return;
@@ -806,6 +807,21 @@ class Loader {
 
   // The files and directories the path settings named, in the order read.
   std::vector<std::string> take_files() { return std::move(files_); }
+
+  void load_admin(const YAML::Node& node, AdminConfig& admin) {
+    walk(node, "admin", {{"listen", [&](const YAML::Node& n) {
+                            auto v = scalar(n, "admin.listen");
+                            if (!v) return;
+                            std::string why;
+                            auto addr = parse_listen_address(*v, why);
+                            if (!addr) {
+                              error(n, "invalid admin.listen address \"" + *v + "\": " + why);
+                              return;
+                            }
+                            addr->where = loc(n);
+                            admin.listen = *addr;
+                          }}});
+  }
 
   void load_log(const YAML::Node& node, LogConfig& log) {
     walk(node, "log", {{"level", [&](const YAML::Node& n) {

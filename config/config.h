@@ -110,6 +110,11 @@ struct IdentityConfig {
   bool role_from_certificate = false;
 };
 
+// The admin HTTP endpoint (probes, sessions, reload). Off unless listen is set.
+struct AdminConfig {
+  std::optional<ListenAddress> listen;
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
 };
@@ -146,6 +151,7 @@ struct Config {
   Location map_where;
   std::vector<IdentLine> ident_lines;  // from ident_file: or maps:, all maps
   BackendConfig backend;
+  AdminConfig admin;
   LogConfig log;
 };
 

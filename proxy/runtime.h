@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -29,6 +30,21 @@ struct Termination {
   std::string detail;
 };
 
+// One live session, as the admin endpoint's /sessions shows it.
+struct SessionInfo {
+  std::uint64_t id = 0;
+  std::string client;    // address:port
+  std::string identity;  // the certificate's subject DN; empty without one
+  std::string user;      // the role requested
+  std::string role;      // the role connected as (empty before admission)
+  std::string database;
+  std::string backend;  // host:port (empty before the backend connection)
+  std::string state;    // "startup", "active", "terminating"
+  std::chrono::system_clock::time_point started;
+  std::uint64_t bytes_in = 0;   // from the client
+  std::uint64_t bytes_out = 0;  // to the client
+};
+
 // A session as the rest of the process sees it. Called only on the session's worker thread.
 class LiveSession {
  public:
@@ -39,6 +55,7 @@ class LiveSession {
   // After a reload: ends the session if `snapshot`'s CRLs revoke its client certificate and the
   // snapshot says on_revocation: terminate.
   virtual void recheck_certificate(const Snapshot& snapshot) = 0;
+  virtual SessionInfo info() const = 0;
 };
 
 struct Runtime {

@@ -117,7 +117,40 @@ bool Server::bind(std::string& error) {
     endpoint = acceptor.local_endpoint(ec);
   }
   bound_ = endpoint;
+
+  if (const auto& admin = snapshot_.load()->config.admin.listen) {
+    AdminServer::Hooks hooks;
+    hooks.ready = [this] { return ready_.load(); };
+    hooks.reload = [this](std::string& error) { return reload(&error); };
+    hooks.sessions = [this](std::function<void(std::vector<SessionInfo>)> done) {
+      collect_sessions(std::move(done));
+    };
+    admin_ = std::make_unique<AdminServer>(main_io_, std::move(hooks));
+    if (!admin_->bind(*admin, error)) return false;
+  }
   return true;
+}
+
+std::string Server::admin_address() const {
+  return admin_ ? admin_->local_address() : std::string();
+}
+
+void Server::collect_sessions(std::function<void(std::vector<SessionInfo>)> done) {
+  struct Gathered {
+    std::mutex mutex;
+    std::vector<SessionInfo> sessions;
+  };
+  auto gathered = std::make_shared<Gathered>();
+  for_each_session(
+      [gathered](LiveSession& session) {
+        SessionInfo info = session.info();
+        std::lock_guard lock(gathered->mutex);
+        gathered->sessions.push_back(std::move(info));
+      },
+      [gathered, done = std::move(done)](std::size_t) {
+        std::lock_guard lock(gathered->mutex);
+        done(std::move(gathered->sessions));
+      });
 }
 
 std::string Server::local_address() const {
@@ -180,7 +213,7 @@ void Server::terminate_all(std::string_view why) {
   });
 }
 
-bool Server::reload() {
+bool Server::reload(std::string* error_out) {
   std::lock_guard lock(reload_mutex_);
   const auto start = std::chrono::steady_clock::now();
   std::string errors;
@@ -192,6 +225,7 @@ bool Server::reload() {
   }
   if (!next) {
     spdlog::error("reload failed; the previous configuration stays in force: {}", errors);
+    if (error_out != nullptr) *error_out = errors;
     return false;
   }
   const auto current = snapshot_.load();
@@ -225,7 +259,7 @@ bool Server::reload() {
 }
 
 int Server::run() {
-  asio::io_context main_io(1);
+  auto& main_io = main_io_;
   asio::signal_set signals(main_io, SIGTERM, SIGINT, SIGHUP);
   asio::steady_timer shutdown_timer(main_io);
   asio::steady_timer watch_timer(main_io);
@@ -241,6 +275,7 @@ int Server::run() {
     }
   };
   auto finish = [&] {
+    if (admin_) admin_->stop();
     for (auto& w : workers_)
       w->io.stop();
     main_io.stop();
@@ -271,6 +306,7 @@ int Server::run() {
     });
   };
   auto begin_shutdown = [&](bool fast) {
+    ready_ = false;  // the readiness probe answers 503 from now on
     watch_timer.cancel();
     if (phase == Phase::serving) stop_accepting();
     if (fast || phase == Phase::draining) {
@@ -327,6 +363,11 @@ int Server::run() {
   };
   watch();
 
+  if (admin_) {
+    admin_->start();
+    spdlog::info("admin endpoint on http://{}", admin_->local_address());
+  }
+  ready_ = true;
   for (auto& w : workers_) {
     start_accepting(*w);
     w->thread = std::thread([&w] {

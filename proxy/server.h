@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/admin.h"
 #include "proxy/runtime.h"
 #include "proxy/snapshot.h"
 
@@ -40,8 +41,12 @@ class Server {
   int run();
 
   // Builds a new snapshot with the loader and swaps it in; on failure the current one stays and
-  // the reason is logged. Returns whether the new snapshot is in force. Any thread.
-  bool reload();
+  // the reason is logged (and put in `*error`). Returns whether the new snapshot is in force.
+  // Any thread.
+  bool reload(std::string* error = nullptr);
+
+  // The admin endpoint's bound address, "host:port"; empty without admin.listen.
+  std::string admin_address() const;
 
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
 
@@ -60,6 +65,7 @@ class Server {
   void for_each_session(std::function<void(LiveSession&)> fn,
                         std::function<void(std::size_t)> done = {});
   void terminate_all(std::string_view why);
+  void collect_sessions(std::function<void(std::vector<SessionInfo>)> done);
 
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
   Loader loader_;
@@ -67,6 +73,10 @@ class Server {
   Runtime runtime_;          // before workers_: outlives the sessions they run
   std::vector<std::unique_ptr<Worker>> workers_;
   boost::asio::ip::tcp::endpoint bound_;
+  // The main thread's loop: signals, file watching, the admin endpoint.
+  boost::asio::io_context main_io_{1};
+  std::unique_ptr<AdminServer> admin_;
+  std::atomic<bool> ready_{false};  // accepting connections (the readiness probe)
 };
 
 }  // namespace pgmtls::proxy

@@ -109,6 +109,22 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     }
   }
 
+  SessionInfo info() const override {
+    SessionInfo i;
+    i.id = id_;
+    i.client = peer_;
+    i.identity = identity_ ? identity_->subject_dn : "";
+    i.user = startup_.parameters.empty() ? "" : startup_.user();
+    i.role = role_;
+    i.database = startup_.parameters.empty() ? "" : startup_.database();
+    i.backend = backend_name_;
+    i.state = terminating_ ? "terminating" : (in_relay_ ? "active" : "startup");
+    i.started = started_wall_;
+    i.bytes_in = bytes_from_client_;
+    i.bytes_out = bytes_to_client_;
+    return i;
+  }
+
   void recheck_certificate(const Snapshot& snapshot) override {
     if (!in_relay_ || terminating_ || relay_ended_ ||
         snapshot.config.on_revocation != config::CertificateEventAction::terminate) {
@@ -946,6 +962,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   std::shared_ptr<const Snapshot> snap_;
   std::uint64_t id_;
   std::chrono::steady_clock::time_point started_;
+  std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
   std::string peer_;
   std::string backend_name_;
   std::string rule_;          // the hba rule that decided (file:line), if any

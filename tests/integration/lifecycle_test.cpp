@@ -14,7 +14,12 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
 #include "auth/pki.h"
+#include "proxy/http_client.h"
 #include "tests/integration/support/fixtures.h"
 #include "tests/integration/support/pg_client.h"
 #include "tests/integration/support/pgmtls_process.h"
@@ -317,6 +322,101 @@ TEST_F(LifecycleTest, SigintEndsSessionsAtOnceEvenMidResult) {
   EXPECT_THAT(r.error, Not(HasSubstr("invalid message")));
   EXPECT_TRUE(proxy_->wait_for_log({"fast shutdown"}, kLogTimeout, mark));
   EXPECT_TRUE(proxy_->wait_for_log({"user=carol", "reason=server_shutdown"}, kLogTimeout, mark));
+}
+
+// ---- the admin endpoint
+
+// One HTTP exchange with pgmtls's admin endpoint, through pgmtls's own HTTP client.
+auth::aws::HttpResponse admin_request(const std::string& address, const std::string& method,
+                                      const std::string& path) {
+  boost::asio::io_context io;
+  proxy::BeastHttpClient client;
+  auth::aws::HttpRequest request;
+  request.method = method;
+  request.url = "http://" + address + path;
+  auto future = boost::asio::co_spawn(io, client.send(request), boost::asio::use_future);
+  io.run();
+  return future.get();
+}
+
+class AdminTest : public LifecycleTest {
+ protected:
+  void start_with_admin(ProxyConfig c) {
+    c.extra_yaml += "admin:\n  listen: 127.0.0.1:0\n";
+    start(c);
+    const auto line = proxy_->wait_for_log({"admin endpoint on http://"}, kLogTimeout);
+    ASSERT_TRUE(line);
+    admin_ = line->substr(line->find("http://") + 7);
+  }
+  auth::aws::HttpResponse get(const std::string& path) {
+    return admin_request(admin_, "GET", path);
+  }
+  auth::aws::HttpResponse post(const std::string& path) {
+    return admin_request(admin_, "POST", path);
+  }
+  std::string admin_;
+};
+
+TEST_F(AdminTest, ProbesSessionsAndReload) {
+  ProxyConfig c = config();
+  start_with_admin(c);
+  EXPECT_EQ(get("/healthz").status, 200);
+  const auto ready = get("/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, "ready\n");
+
+  ConnectResult s = connect("alice");
+  ASSERT_TRUE(s.ok()) << s.error;
+  EXPECT_EQ(value(s.conn.get(), "SELECT 'marker'"), "marker");
+  const auto sessions = get("/sessions");
+  EXPECT_EQ(sessions.status, 200);
+  EXPECT_THAT(sessions.body, HasSubstr("\"identity\":\"CN=alice\""));
+  EXPECT_THAT(sessions.body, HasSubstr("\"user\":\"alice\",\"role\":\"alice\""));
+  EXPECT_THAT(sessions.body, HasSubstr("\"database\":\"postgres\""));
+  EXPECT_THAT(sessions.body, HasSubstr("\"state\":\"active\""));
+  EXPECT_THAT(sessions.body,
+              HasSubstr("\"backend\":\"127.0.0.1:" + std::to_string(postgres_->port()) + "\""));
+  s.conn.reset();
+  ASSERT_TRUE(proxy_->wait_for_log({"result=ok", "user=alice"}, kLogTimeout));
+  EXPECT_EQ(get("/sessions").body, "[]\n");
+
+  EXPECT_EQ(post("/reload").status, 200);
+  write_text_file(config_path(), "listen: [broken\n");
+  const auto refused = post("/reload");
+  EXPECT_EQ(refused.status, 500);
+  EXPECT_THAT(refused.body, HasSubstr("reload failed: "));
+  EXPECT_THAT(refused.body, HasSubstr("invalid YAML"));
+  EXPECT_TRUE(connect("alice").ok());
+
+  EXPECT_EQ(get("/reload").status, 405);
+  EXPECT_EQ(post("/healthz").status, 405);
+  EXPECT_EQ(get("/nothing-here").status, 404);
+  // Garbage instead of HTTP: 400, and the endpoint goes on.
+  const auto colon = admin_.rfind(':');
+  RawSocket raw(static_cast<std::uint16_t>(std::stoi(admin_.substr(colon + 1))));
+  raw.send(std::string("\x16\x03\x01\x00\x05hello\r\n\r\n", 12));
+  const auto answer = raw.read_until_closed(5s);
+  EXPECT_THAT(answer.data, HasSubstr("400 Bad Request"));
+  EXPECT_EQ(get("/healthz").status, 200);
+}
+
+TEST_F(AdminTest, ReadinessTurnsOffWhileDraining) {
+  ProxyConfig c = config();
+  c.shutdown_timeout = "20s";
+  start_with_admin(c);
+  ConnectResult s = connect("alice");
+  ASSERT_TRUE(s.ok()) << s.error;
+  EXPECT_EQ(get("/readyz").status, 200);
+  const std::size_t mark = proxy_->log_mark();
+  proxy_->signal(SIGTERM);
+  ASSERT_TRUE(proxy_->wait_for_log({"draining"}, kLogTimeout, mark));
+  const auto draining = get("/readyz");
+  EXPECT_EQ(draining.status, 503);
+  EXPECT_EQ(draining.body, "draining\n");
+  EXPECT_EQ(get("/healthz").status, 200);  // alive, just not taking connections
+  EXPECT_EQ(value(s.conn.get(), "SELECT current_user"), "alice");
+  s.conn.reset();
+  EXPECT_EQ(proxy_->wait_for_exit(10s), 0);
 }
 
 // ---- idle_timeout and on_expiry

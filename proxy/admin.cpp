@@ -1,0 +1,275 @@
+#include "proxy/admin.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <ctime>
+
+namespace pgmtls::proxy {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+constexpr auto kSessionsTimeout = std::chrono::seconds(5);
+constexpr int kRequestsPerConnection = 100;
+constexpr std::size_t kMaxBody = 64 * 1024;
+constexpr std::size_t kMaxHeader = 8 * 1024;
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\u00";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    } else {
+      out.push_back(ch);  // UTF-8 passes through; DNs escape other bytes already
+    }
+  }
+  out.push_back('"');
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+Response text(http::status status, std::string body, unsigned version) {
+  Response res(status, version);
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.set(http::field::cache_control, "no-store");
+  res.body() = std::move(body);
+  if (!res.body().empty() && res.body().back() != '\n') res.body().push_back('\n');
+  return res;
+}
+
+}  // namespace
+
+std::string sessions_json(std::vector<SessionInfo> sessions) {
+  std::sort(sessions.begin(), sessions.end(),
+            [](const SessionInfo& a, const SessionInfo& b) { return a.id < b.id; });
+  std::string out = "[";
+  for (const auto& s : sessions) {
+    if (out.size() > 1) out += ",";
+    out += "\n  {\"id\":" + std::to_string(s.id);
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string*>{"client", &s.client},
+          {"identity", &s.identity},
+          {"user", &s.user},
+          {"role", &s.role},
+          {"database", &s.database},
+          {"backend", &s.backend},
+          {"state", &s.state}}) {
+      out += ",\"";
+      out += name;
+      out += "\":";
+      append_json_string(out, *value);
+    }
+    out += ",\"started\":\"" + rfc3339(s.started) + "\"";
+    out += ",\"bytes_in\":" + std::to_string(s.bytes_in);
+    out += ",\"bytes_out\":" + std::to_string(s.bytes_out) + "}";
+  }
+  out += sessions.empty() ? "]\n" : "\n]\n";
+  return out;
+}
+
+struct AdminServer::State : std::enable_shared_from_this<State> {
+  State(asio::io_context& io_, Hooks hooks_) : io(io_), hooks(std::move(hooks_)), acceptor(io_) {}
+
+  asio::io_context& io;
+  Hooks hooks;
+  tcp::acceptor acceptor;
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+      if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
+      if (ec) {
+        spdlog::warn("admin: accept failed: {}", ec.message());
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        co_await pause.async_wait(use_tuple);
+        continue;
+      }
+      asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> serve(tcp::socket socket) {
+    auto self = shared_from_this();
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (int i = 0; i < kRequestsPerConnection; ++i) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(kMaxBody);
+      parser.header_limit(kMaxHeader);
+      stream.expires_after(kRequestTimeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+          ec == asio::error::eof || ec == asio::error::connection_reset) {
+        break;
+      }
+      Response res;
+      bool keep_alive = false;
+      if (ec) {
+        res = text(http::status::bad_request, "bad request: " + ec.message(), 11);
+      } else {
+        Request req = parser.release();
+        keep_alive = req.keep_alive();
+        res = co_await handle(req);
+      }
+      res.keep_alive(keep_alive);
+      res.prepare_payload();
+      stream.expires_after(kRequestTimeout);
+      auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+      if (wec || !keep_alive) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  asio::awaitable<Response> handle(const Request& req) {
+    std::string_view target = req.target();
+    target = target.substr(0, target.find('?'));
+    const unsigned v = req.version();
+    auto only = [&](http::verb verb) -> std::optional<Response> {
+      if (req.method() == verb) return std::nullopt;
+      Response res =
+          text(http::status::method_not_allowed, std::string(http::to_string(verb)) + " only", v);
+      res.set(http::field::allow, http::to_string(verb));
+      return res;
+    };
+    if (target == "/healthz") {
+      if (auto refused = only(http::verb::get)) co_return *refused;
+      co_return text(http::status::ok, "ok", v);
+    }
+    if (target == "/readyz") {
+      if (auto refused = only(http::verb::get)) co_return *refused;
+      const bool ready = hooks.ready && hooks.ready();
+      co_return ready ? text(http::status::ok, "ready", v)
+                      : text(http::status::service_unavailable, "draining", v);
+    }
+    if (target == "/reload") {
+      if (auto refused = only(http::verb::post)) co_return *refused;
+      std::string error;
+      const bool ok = hooks.reload && hooks.reload(error);
+      co_return ok ? text(http::status::ok, "reloaded", v)
+                   : text(http::status::internal_server_error, "reload failed: " + error, v);
+    }
+    if (target == "/sessions") {
+      if (auto refused = only(http::verb::get)) co_return *refused;
+      auto sessions = co_await collect_sessions();
+      if (!sessions) {
+        co_return text(http::status::service_unavailable, "the workers did not answer in time", v);
+      }
+      Response res(http::status::ok, v);
+      res.set(http::field::content_type, "application/json");
+      res.set(http::field::cache_control, "no-store");
+      res.body() = sessions_json(std::move(*sessions));
+      co_return res;
+    }
+    co_return text(http::status::not_found, "not found", v);
+  }
+
+  // Asks every worker for its sessions; the answer comes back on this io_context.
+  asio::awaitable<std::optional<std::vector<SessionInfo>>> collect_sessions() {
+    struct Wait {
+      explicit Wait(asio::io_context& io) : timer(io) {}
+      asio::steady_timer timer;
+      std::optional<std::vector<SessionInfo>> result;
+    };
+    auto wait = std::make_shared<Wait>(io);
+    wait->timer.expires_after(kSessionsTimeout);
+    if (hooks.sessions) {
+      hooks.sessions([wait, &io = io](std::vector<SessionInfo> sessions) {
+        asio::post(io, [wait, sessions = std::move(sessions)]() mutable {
+          wait->result = std::move(sessions);
+          // An expiry in the past ends the wait, even one that has not started yet.
+          wait->timer.expires_at(asio::steady_timer::time_point::min());
+        });
+      });
+    } else {
+      wait->result.emplace();
+      co_return wait->result;
+    }
+    auto [ec] = co_await wait->timer.async_wait(use_tuple);
+    (void)ec;
+    co_return wait->result;
+  }
+};
+
+AdminServer::AdminServer(asio::io_context& io, Hooks hooks)
+    : state_(std::make_shared<State>(io, std::move(hooks))) {}
+
+AdminServer::~AdminServer() {
+  stop();
+}
+
+bool AdminServer::bind(const config::ListenAddress& address, std::string& error) {
+  beast::error_code ec;
+  const tcp::endpoint endpoint(asio::ip::make_address(address.host, ec), address.port);
+  if (ec) {
+    error = "invalid admin.listen address " + address.host + ": " + ec.message();
+    return false;
+  }
+  auto& acceptor = state_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error = "cannot listen on admin.listen " + address.host + ":" + std::to_string(address.port) +
+            ": " + ec.message();
+    return false;
+  }
+  return true;
+}
+
+std::string AdminServer::local_address() const {
+  beast::error_code ec;
+  const auto ep = state_->acceptor.local_endpoint(ec);
+  if (ec) return {};
+  const auto addr = ep.address();
+  return (addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string()) + ":" +
+         std::to_string(ep.port());
+}
+
+void AdminServer::start() {
+  asio::co_spawn(state_->io, state_->accept_loop(), asio::detached);
+}
+
+void AdminServer::stop() {
+  beast::error_code ignored;
+  state_->acceptor.close(ignored);
+}
+
+}  // namespace pgmtls::proxy

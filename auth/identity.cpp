@@ -13,17 +13,6 @@ namespace pgmtls::auth {
 
 namespace {
 
-std::string name_rfc2253(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || name == nullptr) return {};
-  // Exactly PostgreSQL's clientname=DN string: RFC 2253 order and escaping, which writes bytes
-  // above 0x7f as \XX (so "CN=jürgen" is "CN=j\C3\BCrgen"); the differential test checks it.
-  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<std::size_t>(len));
-}
-
 // An ASN.1 string as UTF-8; false if it holds an embedded NUL or cannot be converted.
 bool asn1_utf8(const ASN1_STRING* str, std::string& out) {
   unsigned char* utf8 = nullptr;
@@ -46,6 +35,17 @@ std::string hex(const unsigned char* data, std::size_t len) {
 }
 
 }  // namespace
+
+std::string name_rfc2253(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || name == nullptr) return {};
+  // Exactly PostgreSQL's clientname=DN string: RFC 2253 order and escaping, which writes bytes
+  // above 0x7f as \XX (so "CN=jürgen" is "CN=j\C3\BCrgen"); the differential test checks it.
+  X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(len));
+}
 
 std::string sha256_fingerprint(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -28,6 +28,9 @@ struct CertificateIdentity {
 // e.g. a commonName with an embedded NUL or that is not valid UTF-8.
 std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& error);
 
+// A name as RFC 2253 text, exactly as PostgreSQL's clientname=DN writes it.
+std::string name_rfc2253(const X509_NAME* name);
+
 // Records the CA certificates of a verified chain (leaf first, as SSL_get0_verified_chain gives).
 void add_verified_chain(CertificateIdentity& identity, STACK_OF(X509) * chain);
 

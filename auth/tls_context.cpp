@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "auth/identity.h"
+
 namespace pgmtls::auth {
 
 namespace {
@@ -76,15 +78,16 @@ int verify_detail_index() {
   return index;
 }
 
+std::time_t asn1_time_to_unix(const ASN1_TIME* t) {
+  std::tm tm{};
+  return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
+}
+
 // "depth N subject \"DN\": reason" for the certificate verification just failed on.
 std::string describe_verify_failure(X509_STORE_CTX* store) {
   std::string subject;
   if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
-    BioPtr bio(BIO_new(BIO_s_mem()));
-    X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio.get(), &data);
-    subject.assign(data, static_cast<std::size_t>(len));
+    subject = name_rfc2253(X509_get_subject_name(cert));
   }
   const int error = X509_STORE_CTX_get_error(store);
   return "depth " + std::to_string(X509_STORE_CTX_get_error_depth(store)) + " subject \"" +
@@ -176,8 +179,7 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
     char buf[512];
     X509_NAME_oneline(X509_get_subject_name(leaf), buf, sizeof buf);
     out.server_subject = buf;
-    std::tm tm{};
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) out.server_not_after = timegm(&tm);
+    out.server_not_after = asn1_time_to_unix(X509_get0_notAfter(leaf));
   }
 
   // Trusted CAs for client certificates; their names also go into the CertificateRequest.
@@ -208,6 +210,20 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
   }
   if (out.crl_count > 0) {
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  }
+  // What monitoring wants to know about the trust store: when each CA expires, when each CRL
+  // should be replaced.
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    X509_OBJECT* object = sk_X509_OBJECT_value(objects, i);
+    if (X509* ca = X509_OBJECT_get0_X509(object)) {
+      out.cas.push_back(
+          {name_rfc2253(X509_get_subject_name(ca)), asn1_time_to_unix(X509_get0_notAfter(ca))});
+    } else if (X509_CRL* crl = X509_OBJECT_get0_X509_CRL(object)) {
+      const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
+      out.crls.push_back(
+          {name_rfc2253(X509_CRL_get_issuer(crl)), next != nullptr ? asn1_time_to_unix(next) : 0});
+    }
   }
 
   SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);

@@ -16,6 +16,16 @@ struct ServerTlsContext {
   int crl_count = 0;           // CRLs loaded from crl_file and crl_dir
   std::string server_subject;  // the server certificate's subject, for the start-up log
   std::time_t server_not_after = 0;
+  struct Ca {
+    std::string subject;  // RFC 2253
+    std::time_t not_after = 0;
+  };
+  std::vector<Ca> cas;  // the trusted CAs for client certificates
+  struct Crl {
+    std::string issuer;           // RFC 2253
+    std::time_t next_update = 0;  // 0: the CRL has none
+  };
+  std::vector<Crl> crls;
 };
 
 // Loads certificate chain, key (and checks they match), CA bundle, CRLs; sets protocol versions,

@@ -15,6 +15,8 @@ packages=(
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   # PostgreSQL 15 server, client tools and libpq for the integration tests and the quickstart
   postgresql-15 postgresql-client-15 libpq-dev
+  # promtool, which checks the /metrics exposition in the tests (the server is not used)
+  prometheus
 )
 
 missing=()
@@ -35,4 +37,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Debian's postgresql package creates and starts a "main" cluster; pgmtls never uses it, the tests
 # and the quickstart run their own initdb'd servers on free ports.
+# Only promtool is wanted from the prometheus package: stop the server it may have started.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+fi
 echo "install-deps: done"

@@ -168,6 +168,13 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
       res.set(http::field::allow, http::to_string(verb));
       return res;
     };
+    if (target == "/metrics") {
+      if (auto refused = only(http::verb::get)) co_return *refused;
+      Response res(http::status::ok, v);
+      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = hooks.metrics ? hooks.metrics() : std::string();
+      co_return res;
+    }
     if (target == "/healthz") {
       if (auto refused = only(http::verb::get)) co_return *refused;
       co_return text(http::status::ok, "ok", v);

@@ -1,6 +1,7 @@
 // The admin HTTP endpoint (admin.listen): health and readiness probes, live sessions, reload.
 // HTTP/1.1 with Boost.Beast on the main thread's io_context, away from the workers' data path.
 //
+//   GET  /metrics   Prometheus text exposition (proxy/metrics.h)
 //   GET  /healthz   200 "ok" while the process runs
 //   GET  /readyz    200 "ready" while accepting connections; 503 "draining" during shutdown
 //   GET  /sessions  200, a JSON array of the live sessions
@@ -35,6 +36,8 @@ class AdminServer {
     std::function<bool(std::string& error)> reload;
     // Collects the live sessions and calls `done` with them (on any thread, once).
     std::function<void(std::function<void(std::vector<SessionInfo>)> done)> sessions;
+    // The Prometheus text exposition.
+    std::function<std::string()> metrics;
   };
 
   AdminServer(boost::asio::io_context& io, Hooks hooks);

@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "proxy/http_client.h"
+#include "proxy/metrics.h"
 
 extern char** environ;
 
@@ -261,6 +262,7 @@ asio::awaitable<Credentials::Result> Credentials::iam_token(
   }
   auth::aws::CredentialChain& chain = *aws_chains_.at({credential.aws_profile, region});
   const auto aws = co_await chain.get();
+  if (!aws.error.empty()) ++process_metrics().aws_credential_failures;
   if (!aws.credentials) co_return Result{std::nullopt, "aws_iam: " + aws.error};
   if (!aws.error.empty()) spdlog::warn("aws_iam: {}", aws.error);
 
@@ -281,6 +283,7 @@ asio::awaitable<Credentials::Result> Credentials::iam_token(
         *expiration - now - std::chrono::seconds(30));
     token.reuse_until = std::min(token.reuse_until, steady_now + left);
   }
+  ++process_metrics().iam_tokens_signed;
   spdlog::info("aws_iam: signed a token for role {} at {}:{} in {} with {} credentials", role,
                backend_.host, backend_.port, region, aws.provider);
   std::lock_guard lock(mutex_);

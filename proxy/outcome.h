@@ -35,6 +35,17 @@ inline constexpr std::string_view kBackendError = "backend_error";  // backend r
 inline constexpr std::string_view kBackendProtocolError = "backend_protocol_error";
 inline constexpr std::string_view kServerShutdown = "server_shutdown";  // SIGTERM/SIGINT
 inline constexpr std::string_view kIdleTimeout = "idle_timeout";
+
+// Every reason above and every certificate reason of auth::verify_reason: the values of the
+// metrics' `reason` label (anything else is counted as "other"). Add new reasons here.
+inline constexpr std::string_view kAll[] = {
+    kClientClosed, kBackendClosed, kClientGone, kSslRequired, kProtocolError, kCancelIgnored,
+    kTlsError, kHandshakeTimeout, kNoCert, kNoIdentity, kMapDenied, kNoHbaEntry, kHbaReject,
+    kIssuerMismatch, kBackendUnavailable, kBackendAuthFailed, kBackendTlsFailed, kBackendError,
+    kBackendProtocolError, kServerShutdown, kIdleTimeout,
+    // auth::verify_reason
+    "unknown_ca", "revoked", "expired", "not_yet_valid", "bad_purpose", "crl_unavailable",
+    "crl_invalid", "bad_signature", "chain_too_long", "invalid_certificate"};
 }  // namespace reason
 
 // SQLSTATEs pgmtls sends (PostgreSQL's errcodes).

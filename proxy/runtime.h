@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/metrics.h"
 #include "proxy/outcome.h"
 
 namespace pgmtls::proxy {
@@ -59,12 +60,17 @@ class LiveSession {
 };
 
 struct Runtime {
-  explicit Runtime(unsigned workers) : sessions(workers) {}
+  explicit Runtime(unsigned workers) : sessions(workers) {
+    for (unsigned i = 0; i < workers; ++i)
+      metrics.push_back(std::make_unique<WorkerMetrics>());
+  }
 
   // Live sessions by id, one map per worker, each touched only on its worker's thread.
   std::vector<std::unordered_map<std::uint64_t, std::weak_ptr<LiveSession>>> sessions;
   // Sessions alive in the whole process, in any phase.
   std::atomic<std::size_t> live{0};
+  // Counters, one set per worker, each written only on its worker's thread.
+  std::vector<std::unique_ptr<WorkerMetrics>> metrics;
 };
 
 }  // namespace pgmtls::proxy

@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 
 #include "proxy/session.h"
@@ -70,6 +71,7 @@ std::string files_signature(const std::vector<std::string>& paths) {
 
 Server::Server(std::shared_ptr<const Snapshot> snapshot, Loader loader)
     : snapshot_(snapshot), loader_(std::move(loader)), runtime_(worker_count_for(*snapshot)) {
+  process_metrics().last_reload_ok_unix = std::time(nullptr);
   const unsigned n = worker_count_for(*snapshot);
   for (unsigned i = 0; i < n; ++i) {
     auto worker = std::make_unique<Worker>();
@@ -125,6 +127,12 @@ bool Server::bind(std::string& error) {
     hooks.sessions = [this](std::function<void(std::vector<SessionInfo>)> done) {
       collect_sessions(std::move(done));
     };
+    hooks.metrics = [this] {
+      std::vector<const WorkerMetrics*> workers;
+      for (const auto& m : runtime_.metrics)
+        workers.push_back(m.get());
+      return render_metrics(workers, runtime_.live.load(), *snapshot_.load());
+    };
     admin_ = std::make_unique<AdminServer>(main_io_, std::move(hooks));
     if (!admin_->bind(*admin, error)) return false;
   }
@@ -177,6 +185,7 @@ void Server::start_accepting(Worker& worker) {
             }
             continue;
           }
+          runtime_.metrics[worker.index]->accepted.add();
           const std::uint64_t id = (++worker.next_session << kWorkerBits) | worker.index;
           start_session(std::move(socket), snapshot_.load(), id, runtime_, worker.index);
         }
@@ -224,6 +233,7 @@ bool Server::reload(std::string* error_out) {
     errors = e.what();
   }
   if (!next) {
+    ++process_metrics().reloads_failed;
     spdlog::error("reload failed; the previous configuration stays in force: {}", errors);
     if (error_out != nullptr) *error_out = errors;
     return false;
@@ -241,6 +251,8 @@ bool Server::reload(std::string* error_out) {
   }
   if (was.log.level != now.log.level) spdlog::set_level(spdlog::level::from_str(now.log.level));
   snapshot_.store(next);
+  ++process_metrics().reloads_ok;
+  process_metrics().last_reload_ok_unix = std::time(nullptr);
   spdlog::info(
       "configuration reloaded from {} in {:.1f} ms: new sessions use it, {} live sessions keep "
       "theirs",

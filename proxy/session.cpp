@@ -52,6 +52,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           Runtime& runtime, unsigned worker)
       : runtime_(runtime),
         worker_(worker),
+        metrics_(*runtime.metrics[worker]),
         client_(std::move(socket)),
         backend_(client_.get_executor()),
         deadline_(client_.get_executor()),
@@ -325,8 +326,12 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
     tls_.emplace(client_, *snap_->client_tls);
     auth::record_verify_failure(tls_->native_handle(), &verify_failure_);
+    const auto handshake_start = std::chrono::steady_clock::now();
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
-    if (!ec) co_return true;
+    if (!ec) {
+      metrics_.tls_handshake.observe(std::chrono::steady_clock::now() - handshake_start);
+      co_return true;
+    }
 
     const long verify = SSL_get_verify_result(tls_->native_handle());
     tls_.reset();  // a failed handshake leaves nothing to say over TLS
@@ -449,6 +454,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     using namespace asio::experimental::awaitable_operators;
     const auto& backend = snap_->config.backend;
     backend_name_ = backend.host + ":" + std::to_string(backend.port);
+    backend_started_ = std::chrono::steady_clock::now();
 
     std::vector<tcp::endpoint> endpoints;
     error_code ec;
@@ -646,6 +652,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           to_client.insert(to_client.end(), backend_buf_.begin() + parsed_upto, backend_buf_.end());
           backend_buf_.clear();
           backend_buf_.shrink_to_fit();
+          metrics_.backend_startup.observe(std::chrono::steady_clock::now() - backend_started_);
           const auto wec = co_await write_client(to_client);
           if (wec) co_return startup_io_failed(wec, "forwarding the backend's start-up");
           bytes_to_client_ += to_client.size();
@@ -791,6 +798,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       auto [ec, n] = co_await tls_->async_read_some(asio::buffer(buf), use_tuple);
       if (ec) break;
       bytes_from_client_ += n;
+      metrics_.bytes_from_clients.add(n);
       last_activity_ = std::chrono::steady_clock::now();
       client_messages_.follow(protocol::Bytes(buf.data(), n));
       std::tie(ec, n) = co_await asio::async_write(backend, asio::buffer(buf.data(), n), use_tuple);
@@ -818,6 +826,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         writing_to_client_ = false;
         if (ec) break;
         bytes_to_client_ += forward;
+        metrics_.bytes_to_clients.add(forward);
       }
       if (terminating_ && backend_messages_.at_boundary()) {
         co_await send_fatal();
@@ -914,9 +923,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   }
 
   void log_outcome() {
-    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - started_)
-                             .count();
+    const auto duration = std::chrono::steady_clock::now() - started_;
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
+    metrics_.count_outcome(outcome_.result, outcome_.reason);
+    if (in_relay_) metrics_.session_duration.observe(duration);
     const auto level =
         outcome_.result == Result::ok
             ? spdlog::level::info
@@ -938,6 +948,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   Runtime& runtime_;
   unsigned worker_;
+  WorkerMetrics& metrics_;  // this worker's counters
   tcp::socket client_;
   std::optional<asio::ssl::stream<tcp::socket&>> tls_;
   tcp::socket backend_;
@@ -963,6 +974,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   std::uint64_t id_;
   std::chrono::steady_clock::time_point started_;
   std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
+  std::chrono::steady_clock::time_point backend_started_;
   std::string peer_;
   std::string backend_name_;
   std::string rule_;          // the hba rule that decided (file:line), if any

@@ -12,6 +12,9 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagn
     snap->client_tls = std::make_unique<boost::asio::ssl::context>(tls->ctx.release());
     snap->crl_count = tls->crl_count;
     snap->server_subject = tls->server_subject;
+    snap->server_not_after = tls->server_not_after;
+    snap->cas = std::move(tls->cas);
+    snap->crls = std::move(tls->crls);
   }
 
   if (auto backend_ctx =

@@ -22,6 +22,10 @@ struct Snapshot {
   std::unique_ptr<boost::asio::ssl::context> backend_tls;
   int crl_count = 0;
   std::string server_subject;
+  // For monitoring: when the server certificate and each trusted CA expire, when each CRL is due.
+  std::time_t server_not_after = 0;
+  std::vector<auth::ServerTlsContext::Ca> cas;
+  std::vector<auth::ServerTlsContext::Crl> crls;
   auth::Policy policy;
   // Backend credentials (command outputs cached here); refers to `config`.
   std::unique_ptr<Credentials> credentials;

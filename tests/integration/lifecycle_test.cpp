@@ -14,12 +14,8 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
-
 #include "auth/pki.h"
-#include "proxy/http_client.h"
+#include "tests/integration/support/admin_client.h"
 #include "tests/integration/support/fixtures.h"
 #include "tests/integration/support/pg_client.h"
 #include "tests/integration/support/pgmtls_process.h"
@@ -326,27 +322,13 @@ TEST_F(LifecycleTest, SigintEndsSessionsAtOnceEvenMidResult) {
 
 // ---- the admin endpoint
 
-// One HTTP exchange with pgmtls's admin endpoint, through pgmtls's own HTTP client.
-auth::aws::HttpResponse admin_request(const std::string& address, const std::string& method,
-                                      const std::string& path) {
-  boost::asio::io_context io;
-  proxy::BeastHttpClient client;
-  auth::aws::HttpRequest request;
-  request.method = method;
-  request.url = "http://" + address + path;
-  auto future = boost::asio::co_spawn(io, client.send(request), boost::asio::use_future);
-  io.run();
-  return future.get();
-}
-
 class AdminTest : public LifecycleTest {
  protected:
   void start_with_admin(ProxyConfig c) {
     c.extra_yaml += "admin:\n  listen: 127.0.0.1:0\n";
     start(c);
-    const auto line = proxy_->wait_for_log({"admin endpoint on http://"}, kLogTimeout);
-    ASSERT_TRUE(line);
-    admin_ = line->substr(line->find("http://") + 7);
+    admin_ = admin_address(*proxy_);
+    ASSERT_FALSE(admin_.empty());
   }
   auth::aws::HttpResponse get(const std::string& path) {
     return admin_request(admin_, "GET", path);

@@ -1,0 +1,177 @@
+// The /metrics exposition: real connections, each ending a different way, and the counters,
+// histograms and certificate gauges they must move; the whole exposition passes `promtool check
+// metrics` (Debian's prometheus package).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/integration/support/admin_client.h"
+#include "tests/integration/support/fixtures.h"
+#include "tests/integration/support/pg_client.h"
+#include "tests/integration/support/pgmtls_process.h"
+#include "tests/integration/support/postgres_server.h"
+#include "tests/integration/support/process.h"
+#include "tests/integration/support/test_pki.h"
+
+namespace pgmtls::integration {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The value of the sample `name{...}` whose labels include every one of `labels` (each written
+// as name="value"); nullopt if there is none.
+std::optional<double> sample(const std::string& exposition, const std::string& name,
+                             const std::vector<std::string>& labels = {}) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const std::size_t space = line.rfind(' ');
+    const std::string series = line.substr(0, space);
+    if (series != name && !series.starts_with(name + "{")) continue;
+    bool all = true;
+    for (const auto& label : labels)
+      all = all && series.find(label) != std::string::npos;
+    if (all) return std::stod(line.substr(space + 1));
+  }
+  return std::nullopt;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    postgres_ = std::make_unique<PostgresServer>();
+    postgres_->exec("CREATE ROLE alice LOGIN; CREATE ROLE carol LOGIN;");
+    pki_ = std::make_unique<TestPki>(0);
+    ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
+    c.crl_file = pki_->all_crls_file();
+    c.extra_yaml = "admin:\n  listen: 127.0.0.1:0\n";
+    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/metrics.yaml", c.to_yaml());
+    admin_ = admin_address(*proxy_);
+    ASSERT_FALSE(admin_.empty());
+  }
+  void TearDown() override {
+    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
+    proxy_.reset();
+  }
+
+  ConnectResult connect(const std::string& client, const std::string& user) {
+    return pg_connect(tls_conninfo(proxy_->port(), pki_->root_ca_file(),
+                                   client.empty() ? nullptr : &pki_->client(client), user));
+  }
+  std::string scrape() {
+    const auto r = admin_request(admin_, "GET", "/metrics");
+    EXPECT_EQ(r.status, 200) << r.error;
+    return r.body;
+  }
+
+  std::unique_ptr<PostgresServer> postgres_;
+  std::unique_ptr<TestPki> pki_;
+  std::unique_ptr<PgmtlsProcess> proxy_;
+  std::string admin_;
+};
+
+TEST_F(MetricsTest, EveryOutcomeIsCountedByResultAndReason) {
+  struct Case {
+    std::string client, user, result, reason;
+  };
+  const std::vector<Case> cases = {
+      {"alice", "alice", "ok", ""},  // client_closed or backend_closed, whichever saw it first
+      {"", "alice", "rejected", "no_cert"},
+      {"unknown-ca", "alice", "rejected", "unknown_ca"},
+      {"revoked", "alice", "rejected", "revoked"},
+      {"expired", "alice", "rejected", "expired"},
+      {"not-yet-valid", "alice", "rejected", "not_yet_valid"},
+      {"server-auth-only", "alice", "rejected", "bad_purpose"},
+      {"alice", "carol", "rejected", "map_denied"},
+  };
+  for (const auto& c : cases) {
+    ConnectResult r = connect(c.client, c.user);
+    EXPECT_EQ(r.ok(), c.result == "ok") << c.reason << ": " << r.error;
+    if (r.ok()) EXPECT_TRUE(query(r.conn.get(), "SELECT 1").ok());
+  }
+  {
+    RawSocket garbage(proxy_->port());
+    garbage.send(be32(3) + be32(80877103));
+    garbage.read_until_closed(5s);
+  }
+  {
+    RawSocket plaintext(proxy_->port());
+    plaintext.send(startup_message("alice", "postgres"));
+    plaintext.read_until_closed(5s);
+  }
+  // Every connection has ended (and been counted) once its log line is out.
+  ASSERT_TRUE(proxy_->wait_for_log({"reason=ssl_required"}, kLogTimeout));
+  for (const char* why : {"protocol_error", "map_denied", "bad_purpose", "not_yet_valid", "expired",
+                          "revoked", "unknown_ca", "no_cert"}) {
+    ASSERT_TRUE(proxy_->wait_for_log({std::string("reason=") + why}, kLogTimeout)) << why;
+  }
+  ASSERT_TRUE(proxy_->wait_for_log({"result=ok", "user=alice"}, kLogTimeout));
+
+  const std::string m = scrape();
+  for (const auto& c : cases) {
+    if (c.reason.empty()) continue;
+    EXPECT_EQ(sample(m, "pgmtls_connections_total",
+                     {"result=\"" + c.result + "\"", "reason=\"" + c.reason + "\""}),
+              1.0)
+        << c.reason << "\n"
+        << m;
+  }
+  for (const char* why : {"protocol_error", "ssl_required"}) {
+    EXPECT_EQ(sample(m, "pgmtls_connections_total",
+                     {"result=\"rejected\"", std::string("reason=\"") + why + "\""}),
+              1.0)
+        << why;
+  }
+  EXPECT_EQ(sample(m, "pgmtls_connections_accepted_total"), 10.0);
+  EXPECT_EQ(sample(m, "pgmtls_connections_active"), 0.0);
+  // One good session: a handshake, a backend start-up and a session observed; bytes both ways.
+  EXPECT_EQ(sample(m, "pgmtls_session_duration_seconds_count"), 1.0);
+  EXPECT_EQ(sample(m, "pgmtls_backend_startup_duration_seconds_count"), 1.0);
+  EXPECT_GE(sample(m, "pgmtls_tls_handshake_duration_seconds_count").value_or(0), 2.0);
+  EXPECT_EQ(sample(m, "pgmtls_tls_handshake_duration_seconds_bucket", {"le=\"+Inf\""}),
+            sample(m, "pgmtls_tls_handshake_duration_seconds_count"));
+  EXPECT_GT(
+      sample(m, "pgmtls_relayed_bytes_total", {"direction=\"backend_to_client\""}).value_or(0),
+      0.0);
+}
+
+TEST_F(MetricsTest, CertificateAndCrlDatesReloadsAndPromtool) {
+  ConnectResult live = connect("alice", "alice");
+  ASSERT_TRUE(live.ok()) << live.error;
+  std::string m = scrape();
+  EXPECT_EQ(sample(m, "pgmtls_connections_active"), 1.0);
+  EXPECT_EQ(sample(m, "pgmtls_build_info"), 1.0);
+  // The test PKI's server certificate is valid for 30 days, its CAs and CRLs for longer / 1 day.
+  const double now = static_cast<double>(std::time(nullptr));
+  const double server = sample(m, "pgmtls_server_certificate_expiry_timestamp_seconds").value_or(0);
+  EXPECT_GT(server, now + 29 * 86400.0);
+  EXPECT_LT(server, now + 31 * 86400.0);
+  EXPECT_TRUE(sample(m, "pgmtls_ca_certificate_expiry_timestamp_seconds", {"subject=\"CN="}));
+  const auto next_update = sample(m, "pgmtls_crl_next_update_timestamp_seconds");
+  ASSERT_TRUE(next_update);
+  EXPECT_GT(*next_update, now);
+  EXPECT_EQ(sample(m, "pgmtls_crl_stale"), 0.0);
+
+  EXPECT_EQ(admin_request(admin_, "POST", "/reload").status, 200);
+  write_text_file(pki_->dir() + "/metrics.yaml", "listen: [broken\n");
+  EXPECT_EQ(admin_request(admin_, "POST", "/reload").status, 500);
+  m = scrape();
+  EXPECT_EQ(sample(m, "pgmtls_reloads_total", {"result=\"success\""}), 1.0);
+  EXPECT_EQ(sample(m, "pgmtls_reloads_total", {"result=\"failure\""}), 1.0);
+  EXPECT_GE(sample(m, "pgmtls_last_reload_success_timestamp_seconds").value_or(0), now - 5);
+
+  const std::string file = pki_->dir() + "/metrics.txt";
+  write_text_file(file, m);
+  const CommandResult check = run_command({"/bin/sh", "-c", "promtool check metrics < " + file});
+  EXPECT_EQ(check.exit_code, 0) << check.output << "\n" << m;
+}
+
+}  // namespace
+}  // namespace pgmtls::integration

@@ -824,19 +824,30 @@ class Loader {
   }
 
   void load_log(const YAML::Node& node, LogConfig& log) {
-    walk(node, "log", {{"level", [&](const YAML::Node& n) {
-                          auto v = scalar(n, "log.level");
-                          if (!v) return;
-                          if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *v) ==
-                              std::end(kLogLevels)) {
-                            error(n,
-                                  "log.level must be one of trace, debug, info, warn, error, "
-                                  "critical, off; not \"" +
-                                      *v + "\"");
-                            return;
-                          }
-                          log.level = *v;
-                        }}});
+    walk(node, "log",
+         {{"level",
+           [&](const YAML::Node& n) {
+             auto v = scalar(n, "log.level");
+             if (!v) return;
+             if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *v) ==
+                 std::end(kLogLevels)) {
+               error(n,
+                     "log.level must be one of trace, debug, info, warn, error, critical, off; "
+                     "not \"" +
+                         *v + "\"");
+               return;
+             }
+             log.level = *v;
+           }},
+          {"format", [&](const YAML::Node& n) {
+             auto v = scalar(n, "log.format");
+             if (!v) return;
+             if (*v != "text" && *v != "json") {
+               error(n, "log.format must be text or json, not \"" + *v + "\"");
+               return;
+             }
+             log.json = *v == "json";
+           }}});
   }
 
  private:

@@ -117,6 +117,7 @@ struct AdminConfig {
 
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  bool json = false;           // format: text (key=value lines) or json (one object per line)
 };
 
 // What happens to a live session whose client certificate becomes revoked (by a reloaded CRL) or

@@ -16,6 +16,8 @@
 #include <boost/beast/http/write.hpp>
 #include <ctime>
 
+#include "proxy/logging.h"
+
 namespace pgmtls::proxy {
 
 namespace {
@@ -31,25 +33,6 @@ constexpr auto kSessionsTimeout = std::chrono::seconds(5);
 constexpr int kRequestsPerConnection = 100;
 constexpr std::size_t kMaxBody = 64 * 1024;
 constexpr std::size_t kMaxHeader = 8 * 1024;
-
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20 || c == 0x7f) {
-      out += "\\u00";
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    } else {
-      out.push_back(ch);  // UTF-8 passes through; DNs escape other bytes already
-    }
-  }
-  out.push_back('"');
-}
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   const std::time_t secs = std::chrono::system_clock::to_time_t(t);
@@ -91,8 +74,7 @@ std::string sessions_json(std::vector<SessionInfo> sessions) {
           {"state", &s.state}}) {
       out += ",\"";
       out += name;
-      out += "\":";
-      append_json_string(out, *value);
+      out += "\":" + json_string(*value);
     }
     out += ",\"started\":\"" + rfc3339(s.started) + "\"";
     out += ",\"bytes_in\":" + std::to_string(s.bytes_in);

@@ -87,7 +87,9 @@ int run(const std::string& path) {
   // Log at info until the config says otherwise, so load errors are visible.
   auto snap = load(path);
   if (!snap) return 1;
-  pgmtls::proxy::setup_logging(snap->config.log.level);
+  pgmtls::proxy::setup_logging(snap->config.log.level, snap->config.log.json
+                                                           ? proxy::LogFormat::json
+                                                           : proxy::LogFormat::text);
   std::signal(SIGPIPE, SIG_IGN);
 
   // Reloads read the same file again, with the same checks as start-up.

@@ -778,6 +778,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     using namespace asio::experimental::awaitable_operators;
     set_outcome(Result::ok, reason::kClientClosed, admit_detail_);
     in_relay_ = true;
+    log_session_start();
     last_activity_ = std::chrono::steady_clock::now();
     if (snap_->config.idle_timeout.count() > 0) {
       asio::co_spawn(client_.get_executor(), watch_idle(shared_from_this()), asio::detached);
@@ -922,6 +923,46 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     expiry_timer_.cancel();
   }
 
+  // Who connected: the certificate's audit fields, the same in the start and the end record.
+  std::vector<LogField> identity_fields() const {
+    std::string sans;
+    if (identity_) {
+      for (const auto& [kind, values] :
+           {std::pair{"dns:", &identity_->san_dns}, std::pair{"email:", &identity_->san_email},
+            std::pair{"uri:", &identity_->san_uri}}) {
+        for (const auto& v : *values)
+          sans += (sans.empty() ? "" : ",") + std::string(kind) + v;
+      }
+    }
+    return {{"subject", identity_ ? identity_->subject_dn : ""},
+            {"serial", identity_ ? identity_->serial : ""},
+            {"issuer", identity_ ? identity_->issuer_dn : ""},
+            {"fingerprint", identity_ ? identity_->sha256_fingerprint : ""},
+            {"sans", sans}};
+  }
+
+  // Where it went: requested user and database, the deciding rule, the role and the backend.
+  void append_session_fields(std::vector<LogField>& f) {
+    f.emplace_back("user", startup_.user());
+    f.emplace_back("database", startup_.parameters.empty() ? "" : startup_.database());
+    f.emplace_back("rule", rule_);
+    f.emplace_back("role", role_);
+    f.emplace_back("backend", backend_name_);
+    f.emplace_back("backend_tls",
+                   backend_tls_ ? SSL_get_version(backend_tls_->native_handle()) : "");
+    f.emplace_back("backend_auth", backend_auth_);
+  }
+
+  // The audit record of an admitted session, once the backend is ready.
+  void log_session_start() {
+    std::vector<LogField> f{{"id", id_}, {"peer", peer_}};
+    for (auto& field : identity_fields())
+      f.push_back(std::move(field));
+    append_session_fields(f);
+    log_event(spdlog::level::info, "session_start", f);
+  }
+
+  // The record every connection ends with, whatever happened.
   void log_outcome() {
     const auto duration = std::chrono::steady_clock::now() - started_;
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
@@ -931,19 +972,18 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         outcome_.result == Result::ok
             ? spdlog::level::info
             : (outcome_.result == Result::rejected ? spdlog::level::warn : spdlog::level::err);
-    spdlog::log(
-        level,
-        "connection id={} peer={} result={} reason={} subject={} serial={} user={} "
-        "database={} rule={} role={} backend={} backend_tls={} backend_auth={} duration_ms={} "
-        "bytes_in={} bytes_out={} detail={}",
-        id_, peer_, to_string(outcome_.result), outcome_.reason,
-        log_value(identity_ ? identity_->subject_dn : ""),
-        log_value(identity_ ? identity_->serial : ""), log_value(startup_.user()),
-        log_value(startup_.parameters.empty() ? "" : startup_.database()), log_value(rule_),
-        log_value(role_), log_value(backend_name_),
-        log_value(backend_tls_ ? SSL_get_version(backend_tls_->native_handle()) : ""),
-        log_value(backend_auth_), elapsed, bytes_from_client_, bytes_to_client_,
-        log_value(outcome_.detail));
+    std::vector<LogField> f{{"id", id_},
+                            {"peer", peer_},
+                            {"result", std::string(to_string(outcome_.result))},
+                            {"reason", std::string(outcome_.reason)}};
+    for (auto& field : identity_fields())
+      f.push_back(std::move(field));
+    append_session_fields(f);
+    f.emplace_back("duration_ms", static_cast<std::int64_t>(elapsed));
+    f.emplace_back("bytes_in", bytes_from_client_);
+    f.emplace_back("bytes_out", bytes_to_client_);
+    f.emplace_back("detail", outcome_.detail);
+    log_event(level, "connection", f);
   }
 
   Runtime& runtime_;

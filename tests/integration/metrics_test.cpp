@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/json/src.hpp>  // Boost.JSON, header-only: an independent parser for the log lines
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -171,6 +174,84 @@ TEST_F(MetricsTest, CertificateAndCrlDatesReloadsAndPromtool) {
   write_text_file(file, m);
   const CommandResult check = run_command({"/bin/sh", "-c", "promtool check metrics < " + file});
   EXPECT_EQ(check.exit_code, 0) << check.output << "\n" << m;
+}
+
+// ---- structured logs
+
+TEST(JsonLogTest, EveryLineParsesAndTheAuditRecordsCarryEveryFieldButNoSecret) {
+  constexpr const char* kPassword = "S3cret-pw-9f8e7d";
+  PostgresOptions options;
+  options.data_files["pg_hba.conf"] =
+      "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+  PostgresServer postgres(options);
+  postgres.exec(std::string("SET password_encryption = 'scram-sha-256'; CREATE ROLE alice LOGIN "
+                            "PASSWORD '") +
+                kPassword + "';");
+  TestPki pki(0);
+  auth::pki::CertificateSpec spec;
+  spec.common_name = "alice";
+  spec.client_auth = true;
+  spec.san.dns = {"app.example.com"};
+  spec.san.email = {"alice@example.com"};
+  spec.san.uri = {"spiffe://example.org/ns/prod/sa/alice"};
+  const ClientCertificate& cert = pki.add_client("alice-sans", spec);
+
+  ProxyConfig c = base_proxy_config(pki, postgres.port());
+  c.log_format = "json";
+  std::string yaml = c.to_yaml();
+  yaml.insert(yaml.find("log:\n"), "    auth: { password_env: PGMTLS_TEST_PW }\n");
+  ::setenv("PGMTLS_TEST_PW", kPassword, 1);
+  PgmtlsProcess proxy(pki.dir() + "/json.yaml", yaml);
+  ::unsetenv("PGMTLS_TEST_PW");
+
+  {
+    ConnectResult ok = pg_connect(tls_conninfo(proxy.port(), pki.root_ca_file(), &cert, "alice"));
+    ASSERT_TRUE(ok.ok()) << ok.error;
+    EXPECT_TRUE(query(ok.conn.get(), "SELECT 1").ok());
+  }
+  EXPECT_FALSE(
+      pg_connect(tls_conninfo(proxy.port(), pki.root_ca_file(), &pki.client("unknown-ca"), "alice"))
+          .ok());
+  ASSERT_TRUE(proxy.wait_for_log({"\"event\":\"connection\"", "\"result\":\"ok\""}, kLogTimeout));
+  ASSERT_TRUE(proxy.wait_for_log({"\"reason\":\"unknown_ca\""}, kLogTimeout));
+
+  std::optional<boost::json::object> start, end;
+  for (const std::string& line : proxy.log_lines()) {
+    EXPECT_EQ(line.find(kPassword), std::string::npos) << line;
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(line, ec);
+    ASSERT_FALSE(ec) << "not JSON: " << line;
+    ASSERT_TRUE(v.is_object()) << line;
+    const auto& o = v.as_object();
+    EXPECT_TRUE(o.contains("time") && o.contains("level")) << line;
+    EXPECT_TRUE(o.contains("message") || o.contains("event")) << line;
+    if (o.contains("event") && o.at("event") == "session_start") start = o;
+    if (o.contains("event") && o.at("event") == "connection" && o.at("result") == "ok") end = o;
+  }
+  ASSERT_TRUE(start && end);
+  for (const auto* record : {&*start, &*end}) {
+    auto str = [record](const char* key) -> std::string {
+      const auto* v = record->if_contains(key);
+      return v != nullptr && v->is_string() ? std::string(v->as_string()) : "<missing>";
+    };
+    EXPECT_EQ(str("subject"), "CN=alice");
+    EXPECT_EQ(std::stoull(str("serial"), nullptr, 16), cert.serial);
+    EXPECT_EQ(str("issuer").substr(0, 3), "CN=");
+    EXPECT_EQ(str("fingerprint").size(), 64u);
+    EXPECT_EQ(str("sans"),
+              "dns:app.example.com,email:alice@example.com,uri:spiffe://example.org/ns/prod/sa/"
+              "alice");
+    EXPECT_EQ(str("user"), "alice");
+    EXPECT_EQ(str("role"), "alice");
+    EXPECT_EQ(str("database"), "postgres");
+    EXPECT_EQ(str("backend"), "127.0.0.1:" + std::to_string(postgres.port()));
+    EXPECT_EQ(str("backend_auth"), "scram-sha-256");
+    EXPECT_EQ(str("peer").substr(0, 10), "127.0.0.1:");
+  }
+  EXPECT_TRUE(end->at("duration_ms").is_int64());
+  EXPECT_GT(end->at("bytes_in").as_int64(), 0);
+  EXPECT_GT(end->at("bytes_out").as_int64(), 0);
+  EXPECT_EQ(start->at("id"), end->at("id"));
 }
 
 }  // namespace

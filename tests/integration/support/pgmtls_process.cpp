@@ -60,6 +60,7 @@ std::string ProxyConfig::to_yaml() const {
   y += "    connect_timeout: " + backend_connect_timeout + "\n";
   y += "log:\n";
   y += "  level: " + log_level + "\n";
+  if (!log_format.empty()) y += "  format: " + log_format + "\n";
   y += extra_yaml;
   return y;
 }

@@ -40,6 +40,7 @@ struct ProxyConfig {
   std::uint16_t backend_port = 5432;
   std::string backend_connect_timeout = "5s";
   std::string log_level = "info";
+  std::string log_format;  // empty: the default (text)
   std::string extra_yaml;  // appended verbatim at the top level
 
   std::string to_yaml() const;

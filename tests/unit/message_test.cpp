@@ -231,7 +231,7 @@ ByteVec sample_stream(std::vector<std::size_t>& boundaries) {
   };
   boundaries.push_back(0);
   add(message('T', bytes(std::string("\0\1a\0", 4) + std::string(18, '\0'))));
-  add(message('D', bytes(std::string("\0\1\0\0\0\3abc", 11))));
+  add(message('D', bytes(std::string("\0\1\0\0\0\3abc", 9))));
   add(message('C', bytes(std::string("SELECT 1\0", 9))));
   add(message('Z', {'T'}));
   add(message('1', {}));

@@ -8,8 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -174,6 +177,51 @@ TEST_F(MetricsTest, CertificateAndCrlDatesReloadsAndPromtool) {
   write_text_file(file, m);
   const CommandResult check = run_command({"/bin/sh", "-c", "promtool check metrics < " + file});
   EXPECT_EQ(check.exit_code, 0) << check.output << "\n" << m;
+}
+
+// ---- deploy/: alert rules and the Grafana dashboard
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+// Every pgmtls_* metric family a text mentions (histogram series named by their family).
+std::set<std::string> metric_names(const std::string& text) {
+  std::set<std::string> names;
+  static const std::regex name(R"(pgmtls_[a-z_]+)");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator();
+       ++it) {
+    std::string n = it->str();
+    for (const char* suffix : {"_bucket", "_count", "_sum"}) {
+      if (n.ends_with(suffix) && n.find("duration_seconds") != std::string::npos)
+        n.resize(n.size() - std::string(suffix).size());
+    }
+    names.insert(n);
+  }
+  return names;
+}
+
+TEST_F(MetricsTest, AlertRulesAndDashboardUseOnlyMetricsThatExist) {
+  const std::string rules = std::string(PGMTLS_SOURCE_DIR) + "/deploy/prometheus/pgmtls-alerts.yml";
+  const CommandResult check = run_command({"/usr/bin/promtool", "check", "rules", rules});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+
+  const std::string dashboard =
+      read_file(std::string(PGMTLS_SOURCE_DIR) + "/deploy/grafana/pgmtls-dashboard.json");
+  boost::system::error_code ec;
+  const auto parsed = boost::json::parse(dashboard, ec);
+  ASSERT_FALSE(ec) << "the dashboard is not JSON: " << ec.message();
+  EXPECT_FALSE(parsed.as_object().at("panels").as_array().empty());
+
+  const std::set<std::string> exposed = metric_names(scrape());
+  std::set<std::string> used = metric_names(read_file(rules));
+  used.merge(metric_names(dashboard));
+  EXPECT_GE(used.size(), 10u);
+  for (const auto& n : used)
+    EXPECT_TRUE(exposed.contains(n)) << n << " is not exposed by /metrics";
 }
 
 // ---- structured logs

@@ -1,8 +1,12 @@
 // The /metrics exposition: real connections, each ending a different way, and the counters,
 // histograms and certificate gauges they must move; the whole exposition passes `promtool check
 // metrics` (Debian's prometheus package).
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/json/src.hpp>  // Boost.JSON, header-only: an independent parser for the log lines
 #include <cstdio>
@@ -177,6 +181,73 @@ TEST_F(MetricsTest, CertificateAndCrlDatesReloadsAndPromtool) {
   write_text_file(file, m);
   const CommandResult check = run_command({"/bin/sh", "-c", "promtool check metrics < " + file});
   EXPECT_EQ(check.exit_code, 0) << check.output << "\n" << m;
+}
+
+// The reasons that need a particular set-up: a silent client, no matching rule, a backend that is
+// down, a backend that refuses pgmtls's password. Each is produced by a real connection.
+TEST(MetricsReasonsTest, TimeoutsRulesAndBackendFailuresAreCountedByReason) {
+  PostgresOptions options;
+  options.data_files["pg_hba.conf"] =
+      "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+  PostgresServer postgres(options);
+  postgres.exec(
+      "SET password_encryption = 'scram-sha-256'; CREATE ROLE alice LOGIN PASSWORD 'right';");
+  TestPki pki(0);
+
+  auto scrape_reason = [](PgmtlsProcess& proxy, const std::string& result, const std::string& why) {
+    const auto r = admin_request(admin_address(proxy), "GET", "/metrics");
+    return sample(r.body, "pgmtls_connections_total",
+                  {"result=\"" + result + "\"", "reason=\"" + why + "\""});
+  };
+  auto start = [&](ProxyConfig c, const std::string& name, const std::string& backend_auth) {
+    c.extra_yaml += "admin:\n  listen: 127.0.0.1:0\n";
+    std::string yaml = c.to_yaml();
+    if (!backend_auth.empty()) yaml.insert(yaml.find("log:\n"), backend_auth);
+    return std::make_unique<PgmtlsProcess>(pki.dir() + "/" + name + ".yaml", yaml);
+  };
+  auto connect = [&](PgmtlsProcess& proxy, const std::string& database = "postgres") {
+    return pg_connect(
+        tls_conninfo(proxy.port(), pki.root_ca_file(), &pki.client("alice"), "alice", database));
+  };
+
+  {
+    ProxyConfig c = base_proxy_config(pki, postgres.port());
+    c.startup_timeout = "300ms";
+    c.extra_yaml = "hba:\n  - { database: postgres, user: all }\n";
+    ::setenv("PGMTLS_METRICS_PW", "wrong", 1);
+    auto proxy = start(c, "timeout", "    auth: { password_env: PGMTLS_METRICS_PW }\n");
+    ::unsetenv("PGMTLS_METRICS_PW");
+    RawSocket silent(proxy->port());
+    silent.send(ssl_request());  // then nothing: the handshake never comes
+    ASSERT_TRUE(proxy->wait_for_log({"reason=handshake_timeout"}, kLogTimeout));
+    EXPECT_FALSE(connect(*proxy, "other").ok());
+    ASSERT_TRUE(proxy->wait_for_log({"reason=no_hba_entry"}, kLogTimeout));
+    EXPECT_FALSE(connect(*proxy).ok());  // PGMTLS_METRICS_PW is wrong
+    ASSERT_TRUE(proxy->wait_for_log({"reason=backend_auth_failed"}, kLogTimeout));
+    EXPECT_EQ(scrape_reason(*proxy, "rejected", "handshake_timeout"), 1.0);
+    EXPECT_EQ(scrape_reason(*proxy, "rejected", "no_hba_entry"), 1.0);
+    EXPECT_EQ(scrape_reason(*proxy, "error", "backend_auth_failed"), 1.0);
+  }
+  {
+    // A port that was just bound and is closed now: nothing listens there.
+    std::uint16_t closed = 0;
+    {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof addr;
+      ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+      closed = ntohs(addr.sin_port);
+      ::close(fd);
+    }
+    ProxyConfig c = base_proxy_config(pki, closed);
+    auto proxy = start(c, "down", "");
+    EXPECT_FALSE(connect(*proxy).ok());
+    ASSERT_TRUE(proxy->wait_for_log({"reason=backend_unavailable"}, kLogTimeout));
+    EXPECT_EQ(scrape_reason(*proxy, "error", "backend_unavailable"), 1.0);
+  }
 }
 
 // ---- deploy/: alert rules and the Grafana dashboard

@@ -96,6 +96,21 @@ std::vector<std::uint8_t> ssl_request() {
   return std::move(w).finish();
 }
 
+std::vector<std::uint8_t> cancel_request(std::uint32_t process_id, std::uint32_t secret_key) {
+  Writer w(0);
+  w.u32(kCancelRequestCode);
+  w.u32(process_id);
+  w.u32(secret_key);
+  return std::move(w).finish();
+}
+
+std::vector<std::uint8_t> backend_key_data(std::uint32_t process_id, std::uint32_t secret_key) {
+  Writer w('K');
+  w.u32(process_id);
+  w.u32(secret_key);
+  return std::move(w).finish();
+}
+
 std::vector<std::uint8_t> password_message(std::string_view password) {
   Writer w('p');
   w.cstring(without_nul(password));

@@ -34,6 +34,13 @@ std::vector<std::uint8_t> terminate_message();
 // SSLRequest, which pgmtls sends to a backend before its TLS handshake.
 std::vector<std::uint8_t> ssl_request();
 
+// CancelRequest (no type byte): asks the server that issued (process_id, secret_key) to cancel
+// that session's query.
+std::vector<std::uint8_t> cancel_request(std::uint32_t process_id, std::uint32_t secret_key);
+
+// BackendKeyData ('K'): the key a client cancels its session with.
+std::vector<std::uint8_t> backend_key_data(std::uint32_t process_id, std::uint32_t secret_key);
+
 // PasswordMessage ('p') carrying a cleartext or MD5-hashed password.
 std::vector<std::uint8_t> password_message(std::string_view password);
 

@@ -81,6 +81,18 @@ std::string authentication_name(std::uint32_t code) {
   }
 }
 
+std::optional<std::pair<std::uint32_t, std::uint32_t>> backend_key(const Message& message) {
+  if (message.type != backend_type::kBackendKeyData || message.payload.size() != 8) {
+    return std::nullopt;
+  }
+  auto u32 = [&](std::size_t at) {
+    return (std::uint32_t{message.payload[at]} << 24) |
+           (std::uint32_t{message.payload[at + 1]} << 16) |
+           (std::uint32_t{message.payload[at + 2]} << 8) | std::uint32_t{message.payload[at + 3]};
+  };
+  return std::pair{u32(0), u32(4)};
+}
+
 std::size_t MessageBoundaries::follow(Bytes chunk, bool stop_at_boundary) {
   std::size_t pos = 0;
   while (pos < chunk.size() && !broken_) {

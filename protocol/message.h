@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "protocol/result.h"
@@ -48,6 +49,10 @@ Parsed<Message> parse_message(Bytes input, std::size_t max_payload);
 
 // The code of an Authentication ('R') message, or nullopt if the payload is too short.
 std::optional<std::uint32_t> authentication_code(const Message& message);
+
+// The process id and secret key of a BackendKeyData ('K') message of protocol 3.0; nullopt if its
+// payload is not exactly 8 bytes.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> backend_key(const Message& message);
 
 // The bytes of an Authentication message after its code (MD5 salt, SASL data).
 Bytes authentication_data(const Message& message);

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/cancel.h"
 #include "proxy/metrics.h"
 #include "proxy/outcome.h"
 
@@ -69,6 +70,8 @@ struct Runtime {
   std::vector<std::unordered_map<std::uint64_t, std::weak_ptr<LiveSession>>> sessions;
   // Sessions alive in the whole process, in any phase.
   std::atomic<std::size_t> live{0};
+  // Cancel keys handed to clients; thread-safe.
+  CancelTable cancel;
   // Counters, one set per worker, each written only on its worker's thread.
   std::vector<std::unique_ptr<WorkerMetrics>> metrics;
 };

@@ -164,6 +164,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       s_.runtime_.live.fetch_add(1, std::memory_order_relaxed);
     }
     ~Registration() {
+      if (s_.cancel_key_) s_.runtime_.cancel.remove(*s_.cancel_key_);
       s_.runtime_.sessions[s_.worker_].erase(s_.id_);
       s_.runtime_.live.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -240,6 +241,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                                const std::string& message, std::string detail,
                                std::string_view hint = {}) {
     set_outcome(Result::rejected, why, detail.empty() ? message : std::move(detail));
+    // A cancel connection gets no answer, as from PostgreSQL.
+    if (cancelling_) co_return false;
     co_await write_client(protocol::error_response({.severity = "FATAL",
                                                     .sqlstate = sqlstate,
                                                     .message = message,
@@ -293,11 +296,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           if (ec) co_return startup_io_failed(ec, "GSSENCRequest");
           continue;
         }
-        case protocol::InitialPacketKind::CancelRequest:
-          // Cancel forwarding arrives with the cancel table; until then, drop it as PostgreSQL
-          // drops a request for an unknown key.
-          set_outcome(Result::ok, reason::kCancelIgnored, "CancelRequest is not supported yet");
-          co_return false;
+        case protocol::InitialPacketKind::CancelRequest: {
+          const bool forwarded = co_await forward_cancel(packet.cancel);
+          co_return forwarded;
+        }
         case protocol::InitialPacketKind::StartupMessage:
           startup_ = std::move(packet.startup);
           co_return co_await refuse(reason::kSslRequired, sqlstate::kInvalidAuthorization,
@@ -308,6 +310,52 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           co_return co_await tls_handshake();
       }
     }
+  }
+
+  // ---- a CancelRequest: forwarded to the backend of the session whose key it carries ----
+
+  // Always false: a cancel connection ends here, whatever happened.
+  asio::awaitable<bool> forward_cancel(const protocol::CancelRequest& request) {
+    using namespace asio::experimental::awaitable_operators;
+    cancelling_ = true;
+    const auto target = runtime_.cancel.find({request.process_id, request.secret_key});
+    if (!target) {
+      // As PostgreSQL does: silence. (A guessed key learns nothing either way.)
+      set_outcome(Result::ok, reason::kCancelUnknown, "no live session has this cancel key");
+      co_return false;
+    }
+    snap_ = target->snapshot;
+    backend_name_ = endpoint_text(target->backend);
+    const auto& backend = snap_->config.backend;
+    asio::steady_timer timer(client_.get_executor(), backend.connect_timeout);
+    auto result = co_await (backend_.async_connect(target->backend, use_tuple) ||
+                            timer.async_wait(use_tuple));
+    error_code ec;
+    if (result.index() == 1) {
+      ec = asio::error::timed_out;
+    } else {
+      std::tie(ec) = std::get<0>(result);
+    }
+    bool ok = !ec;
+    if (ok && target->tls) ok = co_await negotiate_backend_tls();
+    if (ok) {
+      ec = co_await write_backend(
+          protocol::cancel_request(target->backend_pid, target->backend_secret));
+      ok = !ec;
+    }
+    const std::string which =
+        "session " + std::to_string(target->session_id) + " on " + backend_name_;
+    if (ok) {
+      set_outcome(
+          Result::ok, reason::kCancelForwarded,
+          "for " + which +
+              (backend_tls_ ? std::string(" over ") + SSL_get_version(backend_tls_->native_handle())
+                            : std::string(" in plaintext")));
+    } else {
+      set_outcome(Result::error, reason::kCancelFailed,
+                  "for " + which + ": " + (ec ? ec.message() : outcome_.detail));
+    }
+    co_return false;
   }
 
   asio::awaitable<bool> tls_handshake() {
@@ -363,8 +411,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       }
       auto& packet = std::get<protocol::InitialPacket>(read);
       if (packet.kind == protocol::InitialPacketKind::CancelRequest) {
-        set_outcome(Result::ok, reason::kCancelIgnored, "CancelRequest is not supported yet");
-        co_return false;
+        // libpq 17 sends its CancelRequest inside TLS.
+        const bool forwarded = co_await forward_cancel(packet.cancel);
+        co_return forwarded;
       }
       if (packet.kind != protocol::InitialPacketKind::StartupMessage) {
         co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
@@ -640,13 +689,28 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           co_await write_client(to_client);
           co_return false;
         }
+        case protocol::backend_type::kBackendKeyData: {
+          // Kept from the client, which gets a key of pgmtls's own at ReadyForQuery.
+          backend_key_ = protocol::backend_key(msg);
+          if (!backend_key_) co_return co_await backend_protocol_error("malformed BackendKeyData");
+          key_at_ = to_client.size();
+          break;
+        }
         case protocol::backend_type::kParameterStatus:
-        case protocol::backend_type::kBackendKeyData:
         case protocol::backend_type::kNoticeResponse:
         case protocol::backend_type::kNegotiateProtocolVersion:
           to_client.insert(to_client.end(), raw, raw + msg.size);
           break;
         case protocol::backend_type::kReadyForQuery: {
+          if (backend_key_) {
+            error_code ec;
+            cancel_key_ =
+                runtime_.cancel.add({backend_.remote_endpoint(ec), backend_key_->first,
+                                     backend_key_->second, backend_tls_.has_value(), snap_, id_});
+            const auto ours = protocol::backend_key_data(cancel_key_->pid, cancel_key_->secret);
+            to_client.insert(to_client.begin() + static_cast<std::ptrdiff_t>(key_at_), ours.begin(),
+                             ours.end());
+          }
           to_client.insert(to_client.end(), raw, raw + msg.size);
           // Anything after ReadyForQuery belongs to the session; relay it as is.
           to_client.insert(to_client.end(), backend_buf_.begin() + parsed_upto, backend_buf_.end());
@@ -1023,6 +1087,12 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   protocol::StartupMessage startup_;
   std::optional<auth::CertificateIdentity> identity_;
   std::vector<std::uint8_t> backend_buf_;
+  // The backend's cancel key, where its BackendKeyData was in the start-up messages, and the key
+  // pgmtls gave the client instead (registered in Runtime::cancel while the session lives).
+  std::optional<std::pair<std::uint32_t, std::uint32_t>> backend_key_;
+  std::size_t key_at_ = 0;
+  std::optional<CancelKey> cancel_key_;
+  bool cancelling_ = false;  // this connection is a CancelRequest
   std::string verify_failure_;
   Outcome outcome_{Result::error, reason::kClientGone, {}};
   std::uint64_t bytes_from_client_ = 0;

@@ -227,8 +227,8 @@ TEST_F(ProxyRobustnessTest, BackendTerminatingTheSessionReachesTheClient) {
   EXPECT_TRUE(proxy_->wait_for_log({"result=", "user=user01"}, kLogTimeout, mark_));
 }
 
-// pgmtls drops CancelRequest for now (reason=cancel_ignored); enable once cancel forwarding lands.
-TEST_F(ProxyRobustnessTest, DISABLED_CancelRequestStopsRunningQuery) {
+// libpq (15) sends its CancelRequest in plaintext on a new connection, with the key pgmtls gave it.
+TEST_F(ProxyRobustnessTest, CancelRequestStopsRunningQuery) {
   const ConnectResult c = pg_connect(
       tls_conninfo(proxy_->port(), pki_->root_ca_file(), &pki_->client("user02"), "user02"));
   ASSERT_TRUE(c.ok()) << c.error;

@@ -247,6 +247,7 @@ class Loader {
                has_backends = true;
                load_backends(n, cfg.backend);
              }},
+            {"cancel", [&](const YAML::Node& n) { load_cancel(n, cfg.cancel); }},
             {"admin", [&](const YAML::Node& n) { load_admin(n, cfg.admin); }},
             {"log", [&](const YAML::Node& n) { load_log(n, cfg.log); }},
         });
@@ -807,6 +808,79 @@ class Loader {
 
   // The files and directories the path settings named, in the order read.
   std::vector<std::string> take_files() { return std::move(files_); }
+
+  void load_cancel(const YAML::Node& node, CancelConfig& cancel) {
+    std::optional<YAML::Node> peers_node;
+    walk(node, "cancel",
+         {{"instance_id",
+           [&](const YAML::Node& n) {
+             integer(n, "cancel.instance_id", 0u, 255u, cancel.instance_id);
+           }},
+          {"peer_secret_file",
+           [&](const YAML::Node& n) {
+             PathSetting file;
+             if (!path(n, "cancel.peer_secret_file", file)) return;
+             std::string secret;
+             if (!read_secret_file(file.path, secret)) {
+               error(n, "cannot read cancel.peer_secret_file \"" + file.path + "\"");
+               return;
+             }
+             while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+               secret.pop_back();
+             if (secret.size() < 32) {
+               error(n, "cancel.peer_secret_file \"" + file.path +
+                            "\" must hold at least 32 bytes (e.g. openssl rand -hex 32)");
+               return;
+             }
+             cancel.peer_secret = std::move(secret);
+           }},
+          {"peers", [&](const YAML::Node& n) { peers_node = n; }}});
+    if (!peers_node) return;
+    if (!peers_node->IsSequence()) {
+      error(*peers_node, "cancel.peers must be a list of {id, address}");
+      return;
+    }
+    for (const auto& item : *peers_node) {
+      PeerConfig peer;
+      bool has_id = false, has_address = false;
+      walk(item, "cancel.peers[]",
+           {{"id",
+             [&](const YAML::Node& n) {
+               has_id = true;
+               integer(n, "cancel.peers[].id", 0u, 255u, peer.id);
+             }},
+            {"address", [&](const YAML::Node& n) {
+               auto v = scalar(n, "cancel.peers[].address");
+               if (!v) return;
+               std::string why;
+               auto addr = parse_listen_address(*v, why);
+               if (!addr || addr->port == 0) {
+                 error(n, "invalid cancel.peers[].address \"" + *v +
+                              "\": " + (addr ? "the port must not be 0" : why));
+                 return;
+               }
+               has_address = true;
+               addr->where = loc(n);
+               peer.address = *addr;
+             }}});
+      if (!item.IsMap()) continue;
+      require(item, "cancel.peers[]", "id", has_id);
+      require(item, "cancel.peers[]", "address", has_address);
+      if (has_id && peer.id == cancel.instance_id) {
+        error(item, "cancel.peers[] has id " + std::to_string(peer.id) +
+                        ", which is this instance's own cancel.instance_id");
+      }
+      for (const auto& other : cancel.peers) {
+        if (has_id && other.id == peer.id)
+          error(item, "cancel.peers[] lists id " + std::to_string(peer.id) + " twice");
+      }
+      cancel.peers.push_back(peer);
+    }
+    if (!cancel.peers.empty() && cancel.peer_secret.empty()) {
+      error(*peers_node,
+            "cancel.peers needs cancel.peer_secret_file: forwarded cancels are signed");
+    }
+  }
 
   void load_admin(const YAML::Node& node, AdminConfig& admin) {
     walk(node, "admin", {{"listen", [&](const YAML::Node& n) {

@@ -110,6 +110,17 @@ struct IdentityConfig {
   bool role_from_certificate = false;
 };
 
+// Cancel requests between pgmtls instances behind one load balancer.
+struct PeerConfig {
+  unsigned id = 0;
+  ListenAddress address;  // the peer's client listener
+};
+struct CancelConfig {
+  unsigned instance_id = 0;  // 0-255, unique among the instances; carried in every cancel key
+  std::string peer_secret;   // from peer_secret_file (at least 32 bytes); signs forwarded cancels
+  std::vector<PeerConfig> peers;
+};
+
 // The admin HTTP endpoint (probes, sessions, reload). Off unless listen is set.
 struct AdminConfig {
   std::optional<ListenAddress> listen;
@@ -152,6 +163,7 @@ struct Config {
   Location map_where;
   std::vector<IdentLine> ident_lines;  // from ident_file: or maps:, all maps
   BackendConfig backend;
+  CancelConfig cancel;
   AdminConfig admin;
   LogConfig log;
 };

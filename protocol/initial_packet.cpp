@@ -103,6 +103,20 @@ Parsed<InitialPacket> parse_initial_packet(Bytes input) {
       packet.cancel.process_id = read_u32(input.data() + 8);
       packet.cancel.secret_key = read_u32(input.data() + 12);
       return packet;
+    case kPeerCancelRequestCode: {
+      if (length != kPeerCancelRequestLength) return error("invalid length of peer cancel packet");
+      packet.kind = InitialPacketKind::PeerCancelRequest;
+      auto& p = packet.peer_cancel;
+      const std::uint8_t* d = input.data();
+      p.key.process_id = read_u32(d + 8);
+      p.key.secret_key = read_u32(d + 12);
+      p.sender = read_u32(d + 16);
+      p.timestamp_ms = (std::uint64_t{read_u32(d + 20)} << 32) | read_u32(d + 24);
+      std::copy(d + 28, d + 44, p.nonce.begin());
+      std::copy(d + 44, d + 76, p.mac.begin());
+      p.signed_bytes.assign(d + 4, d + 44);
+      return packet;
+    }
     default:
       break;
   }
@@ -123,6 +137,8 @@ std::string_view to_string(InitialPacketKind kind) {
       return "CancelRequest";
     case InitialPacketKind::StartupMessage:
       return "StartupMessage";
+    case InitialPacketKind::PeerCancelRequest:
+      return "PeerCancelRequest";
   }
   return "unknown";
 }

@@ -2,6 +2,7 @@
 // These carry no type byte: Int32 length (including itself), Int32 code or protocol version, body.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,12 +23,35 @@ inline constexpr std::size_t kMaxStartupPacketLength = 10000;
 // Length (4) + code (4); SSLRequest and GSSENCRequest are exactly this long.
 inline constexpr std::size_t kMinInitialPacketLength = 8;
 inline constexpr std::size_t kCancelRequestLength = 16;
+// pgmtls's own: a CancelRequest one pgmtls instance forwards to the peer that owns the session,
+// signed with the peers' shared secret. 1234/5699 lies in the range PostgreSQL reserves for
+// special request codes (1234/5678-5680 are its own) and is never a protocol version.
+inline constexpr std::uint32_t kPeerCancelRequestCode = (1234u << 16) | 5699;
+// Length, code, pid, secret, sender instance, timestamp (ms, 8 bytes), nonce (16), HMAC-SHA256
+// (32).
+inline constexpr std::size_t kPeerCancelRequestLength = 4 + 4 + 4 + 4 + 4 + 8 + 16 + 32;
 
-enum class InitialPacketKind { SSLRequest, GSSENCRequest, CancelRequest, StartupMessage };
+enum class InitialPacketKind {
+  SSLRequest,
+  GSSENCRequest,
+  CancelRequest,
+  StartupMessage,
+  PeerCancelRequest
+};
 
 struct CancelRequest {
   std::uint32_t process_id = 0;
   std::uint32_t secret_key = 0;
+};
+
+struct PeerCancelRequest {
+  CancelRequest key;
+  std::uint32_t sender = 0;  // the forwarding instance's id
+  std::uint64_t timestamp_ms = 0;
+  std::array<std::uint8_t, 16> nonce{};
+  std::array<std::uint8_t, 32> mac{};
+  // The bytes the MAC covers: everything after the length field up to the MAC.
+  std::vector<std::uint8_t> signed_bytes;
 };
 
 struct StartupMessage {
@@ -47,9 +71,10 @@ struct StartupMessage {
 
 struct InitialPacket {
   InitialPacketKind kind = InitialPacketKind::StartupMessage;
-  std::size_t length = 0;  // bytes consumed, the length field's value
-  CancelRequest cancel;    // for CancelRequest
-  StartupMessage startup;  // for StartupMessage
+  std::size_t length = 0;         // bytes consumed, the length field's value
+  CancelRequest cancel;           // for CancelRequest
+  PeerCancelRequest peer_cancel;  // for PeerCancelRequest
+  StartupMessage startup;         // for StartupMessage
 };
 
 // Parses one initial packet from the start of `input`. With fewer than 4 bytes, or fewer than the

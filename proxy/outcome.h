@@ -22,6 +22,7 @@ inline constexpr std::string_view kProtocolError = "protocol_error";
 inline constexpr std::string_view kCancelForwarded = "cancel_forwarded";  // sent to the backend
 inline constexpr std::string_view kCancelUnknown = "cancel_unknown";      // no such key: ignored
 inline constexpr std::string_view kCancelFailed = "cancel_failed";        // the backend unreachable
+inline constexpr std::string_view kCancelRejected = "cancel_rejected";    // a bad peer packet
 inline constexpr std::string_view kTlsError = "tls_error";
 inline constexpr std::string_view kHandshakeTimeout = "handshake_timeout";
 inline constexpr std::string_view kNoCert = "no_cert";
@@ -42,9 +43,10 @@ inline constexpr std::string_view kIdleTimeout = "idle_timeout";
 // metrics' `reason` label (anything else is counted as "other"). Add new reasons here.
 inline constexpr std::string_view kAll[] = {
     kClientClosed, kBackendClosed, kClientGone, kSslRequired, kProtocolError, kCancelForwarded,
-    kCancelUnknown, kCancelFailed, kTlsError, kHandshakeTimeout, kNoCert, kNoIdentity, kMapDenied,
-    kNoHbaEntry, kHbaReject, kIssuerMismatch, kBackendUnavailable, kBackendAuthFailed,
-    kBackendTlsFailed, kBackendError, kBackendProtocolError, kServerShutdown, kIdleTimeout,
+    kCancelUnknown, kCancelFailed, kCancelRejected, kTlsError, kHandshakeTimeout, kNoCert,
+    kNoIdentity, kMapDenied, kNoHbaEntry, kHbaReject, kIssuerMismatch, kBackendUnavailable,
+    kBackendAuthFailed, kBackendTlsFailed, kBackendError, kBackendProtocolError, kServerShutdown,
+    kIdleTimeout,
     // auth::verify_reason
     "unknown_ca", "revoked", "expired", "not_yet_valid", "bad_purpose", "crl_unavailable",
     "crl_invalid", "bad_signature", "chain_too_long", "invalid_certificate"};

@@ -13,9 +13,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
+
 #include "proxy/cancel.h"
 #include "proxy/metrics.h"
 #include "proxy/outcome.h"
+#include "proxy/peer_cancel.h"
 
 namespace pgmtls::proxy {
 
@@ -61,7 +64,10 @@ class LiveSession {
 };
 
 struct Runtime {
-  explicit Runtime(unsigned workers) : sessions(workers) {
+  Runtime(unsigned workers, unsigned instance_id)
+      : sessions(workers), cancel(instance_id), peer_tls(boost::asio::ssl::context::tls_client) {
+    // Towards peers: encrypted, not verified; a forwarded cancel is authenticated by its MAC.
+    peer_tls.set_verify_mode(boost::asio::ssl::verify_none);
     for (unsigned i = 0; i < workers; ++i)
       metrics.push_back(std::make_unique<WorkerMetrics>());
   }
@@ -72,6 +78,10 @@ struct Runtime {
   std::atomic<std::size_t> live{0};
   // Cancel keys handed to clients; thread-safe.
   CancelTable cancel;
+  // Forwarded cancels from peers already accepted (replay protection); thread-safe.
+  PeerReplayGuard peer_replays;
+  // The TLS context for connections to peers; OpenSSL makes concurrent use safe.
+  boost::asio::ssl::context peer_tls;
   // Counters, one set per worker, each written only on its worker's thread.
   std::vector<std::unique_ptr<WorkerMetrics>> metrics;
 };

@@ -70,7 +70,9 @@ std::string files_signature(const std::vector<std::string>& paths) {
 }  // namespace
 
 Server::Server(std::shared_ptr<const Snapshot> snapshot, Loader loader)
-    : snapshot_(snapshot), loader_(std::move(loader)), runtime_(worker_count_for(*snapshot)) {
+    : snapshot_(snapshot),
+      loader_(std::move(loader)),
+      runtime_(worker_count_for(*snapshot), snapshot->config.cancel.instance_id) {
   process_metrics().last_reload_ok_unix = std::time(nullptr);
   const unsigned n = worker_count_for(*snapshot);
   for (unsigned i = 0; i < n; ++i) {
@@ -244,6 +246,10 @@ bool Server::reload(std::string* error_out) {
   if (was.listen.host != now.listen.host || was.listen.port != now.listen.port) {
     spdlog::warn("reload: listen changed to {}:{}; it takes effect only after a restart",
                  now.listen.host, now.listen.port);
+  }
+  if (was.cancel.instance_id != now.cancel.instance_id) {
+    spdlog::warn("reload: cancel.instance_id changed to {}; it takes effect only after a restart",
+                 now.cancel.instance_id);
   }
   if (was.workers != now.workers) {
     spdlog::warn("reload: workers changed to {}; it takes effect only after a restart",

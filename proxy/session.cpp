@@ -300,6 +300,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           const bool forwarded = co_await forward_cancel(packet.cancel);
           co_return forwarded;
         }
+        case protocol::InitialPacketKind::PeerCancelRequest: {
+          const bool forwarded = co_await peer_cancel(packet.peer_cancel);
+          co_return forwarded;
+        }
         case protocol::InitialPacketKind::StartupMessage:
           startup_ = std::move(packet.startup);
           co_return co_await refuse(reason::kSslRequired, sqlstate::kInvalidAuthorization,
@@ -315,9 +319,26 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // ---- a CancelRequest: forwarded to the backend of the session whose key it carries ----
 
   // Always false: a cancel connection ends here, whatever happened.
-  asio::awaitable<bool> forward_cancel(const protocol::CancelRequest& request) {
+  asio::awaitable<bool> forward_cancel(const protocol::CancelRequest& request,
+                                       bool from_peer = false) {
     using namespace asio::experimental::awaitable_operators;
     cancelling_ = true;
+    const unsigned owner = instance_of(request.process_id);
+    if (owner != runtime_.cancel.instance_id()) {
+      // Another instance's key. Forwarded once: what came from a peer never goes further.
+      const auto& peers = snap_->config.cancel.peers;
+      const auto peer =
+          std::find_if(peers.begin(), peers.end(),
+                       [owner](const config::PeerConfig& p) { return p.id == owner; });
+      if (from_peer || peer == peers.end()) {
+        set_outcome(Result::ok, reason::kCancelUnknown,
+                    "the key belongs to instance " + std::to_string(owner) +
+                        (from_peer ? ", not this one" : ", which is not a configured peer"));
+        co_return false;
+      }
+      co_await forward_to_peer(*peer, request);
+      co_return false;
+    }
     const auto target = runtime_.cancel.find({request.process_id, request.secret_key});
     if (!target) {
       // As PostgreSQL does: silence. (A guessed key learns nothing either way.)
@@ -356,6 +377,69 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                   "for " + which + ": " + (ec ? ec.message() : outcome_.detail));
     }
     co_return false;
+  }
+
+  // Sends `request` to the peer instance that owns its key, signed, inside TLS.
+  asio::awaitable<void> forward_to_peer(const config::PeerConfig& peer,
+                                        const protocol::CancelRequest& request) {
+    using namespace asio::experimental::awaitable_operators;
+    const std::string where = "peer " + std::to_string(peer.id) + " at " + peer.address.host + ":" +
+                              std::to_string(peer.address.port);
+    backend_name_ = where;
+    error_code ec;
+    const tcp::endpoint endpoint(asio::ip::make_address(peer.address.host, ec), peer.address.port);
+    asio::steady_timer timer(client_.get_executor(), snap_->config.backend.connect_timeout);
+    auto result =
+        co_await (backend_.async_connect(endpoint, use_tuple) || timer.async_wait(use_tuple));
+    if (result.index() == 1) {
+      ec = asio::error::timed_out;
+    } else {
+      std::tie(ec) = std::get<0>(result);
+    }
+    std::uint8_t answer = 0;
+    if (!ec) {
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(backend_, asio::buffer(protocol::ssl_request()), use_tuple);
+    }
+    if (!ec) {
+      std::tie(ec, std::ignore) =
+          co_await asio::async_read(backend_, asio::buffer(&answer, 1), use_tuple);
+    }
+    if (!ec && answer != 'S') ec = asio::error::operation_not_supported;
+    if (!ec) {
+      backend_tls_.emplace(backend_, runtime_.peer_tls);
+      std::tie(ec) =
+          co_await backend_tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    }
+    if (!ec) {
+      ec = co_await write_backend(make_peer_cancel(snap_->config.cancel.peer_secret, request,
+                                                   runtime_.cancel.instance_id(),
+                                                   std::chrono::system_clock::now()));
+    }
+    if (ec) {
+      set_outcome(Result::error, reason::kCancelFailed, "to " + where + ": " + ec.message());
+    } else {
+      set_outcome(Result::ok, reason::kCancelForwarded, "to " + where);
+    }
+  }
+
+  // A cancel another instance forwarded: checked, then handled as our own, never passed on.
+  asio::awaitable<bool> peer_cancel(const protocol::PeerCancelRequest& packet) {
+    cancelling_ = true;
+    const std::string why =
+        verify_peer_cancel(packet, snap_->config.cancel.peer_secret, runtime_.peer_replays,
+                           std::chrono::system_clock::now());
+    if (!why.empty()) {
+      set_outcome(Result::rejected, reason::kCancelRejected,
+                  "peer cancel claiming to come from instance " + std::to_string(packet.sender) +
+                      " dropped: " + why);
+      co_return false;
+    }
+    const bool forwarded = co_await forward_cancel(packet.key, true);
+    if (outcome_.reason == reason::kCancelForwarded) {
+      outcome_.detail += " (from peer " + std::to_string(packet.sender) + ")";
+    }
+    co_return forwarded;
   }
 
   asio::awaitable<bool> tls_handshake() {
@@ -413,6 +497,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       if (packet.kind == protocol::InitialPacketKind::CancelRequest) {
         // libpq 17 sends its CancelRequest inside TLS.
         const bool forwarded = co_await forward_cancel(packet.cancel);
+        co_return forwarded;
+      }
+      if (packet.kind == protocol::InitialPacketKind::PeerCancelRequest) {
+        const bool forwarded = co_await peer_cancel(packet.peer_cancel);
         co_return forwarded;
       }
       if (packet.kind != protocol::InitialPacketKind::StartupMessage) {

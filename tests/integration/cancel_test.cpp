@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "proxy/cancel.h"
+#include "proxy/peer_cancel.h"
 #include "tests/integration/support/fixtures.h"
 #include "tests/integration/support/pg_client.h"
 #include "tests/integration/support/pgmtls_process.h"
@@ -25,6 +27,7 @@
 namespace pgmtls::integration {
 namespace {
 
+using proxy::instance_of;
 using ::testing::HasSubstr;
 
 std::string read_file(const std::string& path) {
@@ -294,6 +297,122 @@ TEST_F(CancelTest, ASessionWithATlsBackendIsCancelledOverTls) {
   EXPECT_THAT(wait_for_result(conn.get(), 20s).error, HasSubstr("57014"));
   // The session's backend connection used TLS, so the cancel went over TLS too.
   EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_forwarded", "over TLSv1.3"}, kLogTimeout));
+}
+
+// ---- between instances
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+constexpr const char* kPeerSecret = "0123456789abcdef0123456789abcdef-peers";
+
+// Two pgmtls instances (ids 1 and 2) in front of one PostgreSQL, each the other's peer.
+class PeerCancelTest : public CancelTest {
+ protected:
+  void SetUp() override {
+    pki_ = std::make_unique<TestPki>(0);
+    postgres_ = std::make_unique<PostgresServer>();
+    postgres_->exec("CREATE ROLE alice LOGIN;");
+    write_text_file(pki_->dir() + "/peer.secret", std::string(kPeerSecret) + "\n", 0600);
+    const std::uint16_t port_a = free_port(), port_b = free_port();
+    auto config = [&](unsigned id, std::uint16_t own, unsigned peer, std::uint16_t peer_port) {
+      ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
+      c.listen = "127.0.0.1:" + std::to_string(own);
+      c.extra_yaml = "cancel:\n  instance_id: " + std::to_string(id) +
+                     "\n  peer_secret_file: " + pki_->dir() +
+                     "/peer.secret\n  peers:\n    - { id: " + std::to_string(peer) +
+                     ", address: \"127.0.0.1:" + std::to_string(peer_port) + "\" }\n";
+      return c.to_yaml();
+    };
+    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/a.yaml", config(1, port_a, 2, port_b));
+    b_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/b.yaml", config(2, port_b, 1, port_a));
+  }
+  void TearDown() override {
+    if (HasFailure() && b_) std::cerr << "instance 2 log:\n" << b_->log_text();
+    b_.reset();
+    CancelTest::TearDown();
+  }
+
+  // A session through instance 1 running a long query; its key.
+  std::pair<std::uint32_t, std::uint32_t> busy_session(std::unique_ptr<RawTlsClient>& client) {
+    client =
+        std::make_unique<RawTlsClient>(proxy_->port(), pki_->root_ca_file(), pki_->client("alice"));
+    const auto key = client->start("alice");
+    client->send(query_message("SELECT pg_sleep(60) /* cancel me */"));
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!running() && std::chrono::steady_clock::now() < deadline) {
+    }
+    EXPECT_TRUE(running());
+    return key;
+  }
+  void send_to_a(const std::vector<std::uint8_t>& packet) {
+    RawSocket s(proxy_->port());
+    s.send(std::string(packet.begin(), packet.end()));
+    s.read_until_closed(10s);
+  }
+
+  std::unique_ptr<PgmtlsProcess> b_;
+};
+
+TEST_F(PeerCancelTest, ACancelLandingOnTheOtherInstanceIsForwardedToTheOwner) {
+  std::unique_ptr<RawTlsClient> client;
+  const auto [pid, secret] = busy_session(client);
+  EXPECT_EQ(instance_of(pid), 1u);
+  const auto start_cancel = std::chrono::steady_clock::now();
+  cancel_plaintext(b_->port(), pid, secret);
+  EXPECT_EQ(client->result_sqlstate(), "57014");
+  std::cout << "[ measured ] cancel via the peer to 57014: "
+            << std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::steady_clock::now() - start_cancel)
+                   .count()
+            << " us\n";
+  EXPECT_TRUE(
+      b_->wait_for_log({"reason=cancel_forwarded", "to peer 1 at 127.0.0.1:"}, kLogTimeout));
+  EXPECT_TRUE(
+      proxy_->wait_for_log({"reason=cancel_forwarded", "in plaintext (from peer 2)"}, kLogTimeout));
+}
+
+TEST_F(PeerCancelTest, ForgedStaleReplayedOrLoopingPeerPacketsCancelNothing) {
+  std::unique_ptr<RawTlsClient> client;
+  const auto [pid, secret] = busy_session(client);
+  const auto now = std::chrono::system_clock::now();
+  const protocol::CancelRequest key{pid, secret};
+
+  std::size_t mark = proxy_->log_mark();
+  send_to_a(proxy::make_peer_cancel("not-the-secret-not-the-secret-!!", key, 2, now));
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_rejected", "signature does not match"},
+                                   kLogTimeout, mark));
+  mark = proxy_->log_mark();
+  send_to_a(proxy::make_peer_cancel(kPeerSecret, key, 2, now - std::chrono::minutes(5)));
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_rejected", "off this instance's clock"},
+                                   kLogTimeout, mark));
+  // A valid packet for another instance's key is not passed on (no loops).
+  mark = proxy_->log_mark();
+  send_to_a(proxy::make_peer_cancel(kPeerSecret, {pid ^ (3u << 23), secret}, 2, now));
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_unknown", "not this one"}, kLogTimeout, mark));
+  EXPECT_FALSE(b_->wait_for_log({"cancel_"}, 0ms));
+  // The same valid packet twice: the second is a replay.
+  const auto wrong_key = proxy::make_peer_cancel(kPeerSecret, {pid, secret ^ 1}, 2, now);
+  mark = proxy_->log_mark();
+  send_to_a(wrong_key);
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_unknown"}, kLogTimeout, mark));
+  mark = proxy_->log_mark();
+  send_to_a(wrong_key);
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_rejected", "replayed"}, kLogTimeout, mark));
+  EXPECT_TRUE(running());
+
+  // And a correct one cancels.
+  send_to_a(proxy::make_peer_cancel(kPeerSecret, key, 2, std::chrono::system_clock::now()));
+  EXPECT_EQ(client->result_sqlstate(), "57014");
 }
 
 }  // namespace

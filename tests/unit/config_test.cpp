@@ -349,6 +349,60 @@ TEST(ConfigText, BackendPortRange) {
   EXPECT_FALSE(big.ok());
 }
 
+TEST(ConfigText, CancelPeersAndLifecycleSettings) {
+  const auto base = std::string(
+      "listen: 127.0.0.1:1\n"
+      "tls:\n"
+      "  cert_file: ../pki/server.crt\n"
+      "  key_file: ../pki/server.key\n"
+      "  ca_file: ../pki/ca.crt\n"
+      "backends:\n"
+      "  default: { host: h }\n");
+  const std::string dir = kConfigDir + "/valid";
+  const std::string secret = ::testing::TempDir() + "/pgmtls-peer-secret";
+  {
+    std::ofstream(secret) << std::string(40, 'k') << "\n";
+    std::ofstream(secret + ".short") << "short\n";
+  }
+  const auto ok = load_config_text(
+      base + "cancel:\n  instance_id: 3\n  peer_secret_file: " + secret +
+          "\n  peers:\n    - { id: 4, address: \"10.0.0.4:6432\" }\n"
+          "idle_timeout: 0\nshutdown_timeout: 5s\non_revocation: terminate\nwatch_interval: off\n",
+      "t.yaml", dir);
+  ASSERT_TRUE(ok.ok()) << all_errors(ok);
+  EXPECT_EQ(ok.config->cancel.instance_id, 3u);
+  EXPECT_EQ(ok.config->cancel.peer_secret, std::string(40, 'k'));
+  ASSERT_EQ(ok.config->cancel.peers.size(), 1u);
+  EXPECT_EQ(ok.config->cancel.peers[0].address.port, 6432);
+  EXPECT_EQ(ok.config->on_revocation, CertificateEventAction::terminate);
+  EXPECT_EQ(ok.config->watch_interval.count(), 0);
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"cancel:\n  peers:\n    - { id: 4, address: \"10.0.0.4:6432\" }\n",
+       "cancel.peers needs cancel.peer_secret_file"},
+      {"cancel:\n  peer_secret_file: " + secret + ".short\n", "must hold at least 32 bytes"},
+      {"cancel:\n  instance_id: 256\n", "cancel.instance_id must be a whole number from 0 to 255"},
+      {"cancel:\n  instance_id: 4\n  peer_secret_file: " + secret +
+           "\n  peers:\n    - { id: 4, address: \"10.0.0.4:6432\" }\n",
+       "this instance's own cancel.instance_id"},
+      {"cancel:\n  peer_secret_file: " + secret +
+           "\n  peers:\n    - { id: 1, address: \"10.0.0.4:6432\" }\n    - { id: 1, address: "
+           "\"10.0.0.5:6432\" }\n",
+       "lists id 1 twice"},
+      {"cancel:\n  peer_secret_file: " + secret + "\n  peers:\n    - { id: 1, address: host:1 }\n",
+       "invalid cancel.peers[].address"},
+      {"on_expiry: sometimes\n", "on_expiry must be keep or terminate"},
+      {"idle_timeout: -1s\n", "idle_timeout must be a duration"},
+      {"log:\n  format: xml\n", "log.format must be text or json"},
+      {"admin:\n  listen: nowhere\n", "invalid admin.listen address"},
+  };
+  for (const auto& [yaml, message] : bad) {
+    const auto r = load_config_text(base + yaml, "t.yaml", dir);
+    EXPECT_FALSE(r.ok()) << yaml;
+    EXPECT_NE(all_errors(r).find(message), std::string::npos) << yaml << "\n" << all_errors(r);
+  }
+}
+
 TEST(ParseDuration, UnitsAndPlainSeconds) {
   EXPECT_EQ(parse_duration("10"), 10s);
   EXPECT_EQ(parse_duration("10s"), 10s);

@@ -32,6 +32,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(std::get<InitialPacket>(exact).kind == packet->kind);
   FUZZ_CHECK(!std::holds_alternative<InitialPacket>(
       parse_initial_packet(input.first(packet->length - 1))));
+  if (packet->kind == InitialPacketKind::PeerCancelRequest) {
+    FUZZ_CHECK(packet->length == kPeerCancelRequestLength);
+    FUZZ_CHECK(packet->peer_cancel.signed_bytes.size() == kPeerCancelRequestLength - 4 - 32);
+  }
   if (packet->kind == InitialPacketKind::StartupMessage) {
     const StartupMessage& startup = packet->startup;
     FUZZ_CHECK(startup.major_version == 3);

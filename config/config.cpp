@@ -247,6 +247,9 @@ class Loader {
                has_backends = true;
                load_backends(n, cfg.backend);
              }},
+            {"limits", [&](const YAML::Node& n) { load_limits(n, cfg.limits); }},
+            {"tcp_keepalives",
+             [&](const YAML::Node& n) { load_keepalives(n, cfg.tcp_keepalives); }},
             {"cancel", [&](const YAML::Node& n) { load_cancel(n, cfg.cancel); }},
             {"admin", [&](const YAML::Node& n) { load_admin(n, cfg.admin); }},
             {"log", [&](const YAML::Node& n) { load_log(n, cfg.log); }},
@@ -808,6 +811,55 @@ class Loader {
 
   // The files and directories the path settings named, in the order read.
   std::vector<std::string> take_files() { return std::move(files_); }
+
+  void load_limits(const YAML::Node& node, LimitsConfig& limits) {
+    const unsigned kMax = 10'000'000;
+    walk(node, "limits",
+         {{"max_client_connections",
+           [&](const YAML::Node& n) {
+             integer(n, "limits.max_client_connections", 0u, kMax, limits.max_client_connections);
+           }},
+          {"per_role",
+           [&](const YAML::Node& n) { integer(n, "limits.per_role", 0u, kMax, limits.per_role); }},
+          {"per_identity",
+           [&](const YAML::Node& n) {
+             integer(n, "limits.per_identity", 0u, kMax, limits.per_identity);
+           }},
+          {"max_handshakes",
+           [&](const YAML::Node& n) {
+             integer(n, "limits.max_handshakes", 1u, kMax, limits.max_handshakes);
+           }},
+          {"failed_handshakes", [&](const YAML::Node& n) {
+             walk(n, "limits.failed_handshakes",
+                  {{"max",
+                    [&](const YAML::Node& v) {
+                      integer(v, "limits.failed_handshakes.max", 0u, kMax,
+                              limits.failed_handshakes);
+                    }},
+                   {"window",
+                    [&](const YAML::Node& v) {
+                      duration(v, "limits.failed_handshakes.window", limits.failed_window);
+                    }},
+                   {"block", [&](const YAML::Node& v) {
+                      duration(v, "limits.failed_handshakes.block", limits.failed_block);
+                    }}});
+           }}});
+  }
+
+  void load_keepalives(const YAML::Node& node, KeepaliveConfig& keepalives) {
+    walk(node, "tcp_keepalives",
+         {{"idle",
+           [&](const YAML::Node& n) {
+             optional_duration(n, "tcp_keepalives.idle", keepalives.idle);
+           }},
+          {"interval",
+           [&](const YAML::Node& n) {
+             duration(n, "tcp_keepalives.interval", keepalives.interval);
+           }},
+          {"count", [&](const YAML::Node& n) {
+             integer(n, "tcp_keepalives.count", 1u, 1000u, keepalives.count);
+           }}});
+  }
 
   void load_cancel(const YAML::Node& node, CancelConfig& cancel) {
     std::optional<YAML::Node> peers_node;

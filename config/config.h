@@ -110,6 +110,28 @@ struct IdentityConfig {
   bool role_from_certificate = false;
 };
 
+// Connection limits. 0 means no limit.
+struct LimitsConfig {
+  unsigned max_client_connections = 0;  // admitted sessions, process-wide
+  unsigned per_role = 0;                // admitted sessions per mapped role
+  unsigned per_identity = 0;            // admitted sessions per certificate subject DN
+  // Connections still in TLS handshake or start-up; beyond this, new ones are closed at once.
+  unsigned max_handshakes = 1000;
+  // Per source address: this many failed handshakes within `failed_window` block the address for
+  // `failed_block` (new connections from it are closed at once). 0 (the default) turns it off:
+  // behind a load balancer or NAT every client shares one address.
+  unsigned failed_handshakes = 0;
+  std::chrono::milliseconds failed_window{std::chrono::seconds(60)};
+  std::chrono::milliseconds failed_block{std::chrono::seconds(60)};
+};
+
+// TCP keepalives on client and backend sockets (PostgreSQL's tcp_keepalives_*). idle 0: off.
+struct KeepaliveConfig {
+  std::chrono::milliseconds idle{std::chrono::seconds(60)};
+  std::chrono::milliseconds interval{std::chrono::seconds(10)};
+  unsigned count = 6;
+};
+
 // Cancel requests between pgmtls instances behind one load balancer.
 struct PeerConfig {
   unsigned id = 0;
@@ -163,6 +185,8 @@ struct Config {
   Location map_where;
   std::vector<IdentLine> ident_lines;  // from ident_file: or maps:, all maps
   BackendConfig backend;
+  LimitsConfig limits;
+  KeepaliveConfig tcp_keepalives;
   CancelConfig cancel;
   AdminConfig admin;
   LogConfig log;

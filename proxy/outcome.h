@@ -38,6 +38,9 @@ inline constexpr std::string_view kBackendError = "backend_error";  // backend r
 inline constexpr std::string_view kBackendProtocolError = "backend_protocol_error";
 inline constexpr std::string_view kServerShutdown = "server_shutdown";  // SIGTERM/SIGINT
 inline constexpr std::string_view kIdleTimeout = "idle_timeout";
+inline constexpr std::string_view kTooManyConnections = "too_many_connections";  // 53300
+inline constexpr std::string_view kTooManyHandshakes = "too_many_handshakes";    // closed at accept
+inline constexpr std::string_view kRateLimited = "rate_limited";  // address blocked, at accept
 
 // Every reason above and every certificate reason of auth::verify_reason: the values of the
 // metrics' `reason` label (anything else is counted as "other"). Add new reasons here.
@@ -46,7 +49,7 @@ inline constexpr std::string_view kAll[] = {
     kCancelUnknown, kCancelFailed, kCancelRejected, kTlsError, kHandshakeTimeout, kNoCert,
     kNoIdentity, kMapDenied, kNoHbaEntry, kHbaReject, kIssuerMismatch, kBackendUnavailable,
     kBackendAuthFailed, kBackendTlsFailed, kBackendError, kBackendProtocolError, kServerShutdown,
-    kIdleTimeout,
+    kIdleTimeout, kTooManyConnections, kTooManyHandshakes, kRateLimited,
     // auth::verify_reason
     "unknown_ca", "revoked", "expired", "not_yet_valid", "bad_purpose", "crl_unavailable",
     "crl_invalid", "bad_signature", "chain_too_long", "invalid_certificate"};
@@ -59,6 +62,7 @@ inline constexpr std::string_view kProtocolViolation = "08P01";
 inline constexpr std::string_view kConnectionFailure = "08006";
 inline constexpr std::string_view kAdminShutdown = "57P01";
 inline constexpr std::string_view kIdleSessionTimeout = "57P05";
+inline constexpr std::string_view kTooManyConnections = "53300";
 }  // namespace sqlstate
 
 struct Outcome {

@@ -16,6 +16,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "proxy/cancel.h"
+#include "proxy/limits.h"
 #include "proxy/metrics.h"
 #include "proxy/outcome.h"
 #include "proxy/peer_cancel.h"
@@ -76,6 +77,11 @@ struct Runtime {
   std::vector<std::unordered_map<std::uint64_t, std::weak_ptr<LiveSession>>> sessions;
   // Sessions alive in the whole process, in any phase.
   std::atomic<std::size_t> live{0};
+  // Admitted sessions by role and identity (limits:), failed handshakes by address; thread-safe.
+  SessionLimits limits;
+  HandshakeFailures handshake_failures;
+  // Connections still in TLS handshake or start-up (limits.max_handshakes).
+  std::atomic<unsigned> handshaking{0};
   // Cancel keys handed to clients; thread-safe.
   CancelTable cancel;
   // Forwarded cancels from peers already accepted (replay protection); thread-safe.

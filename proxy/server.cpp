@@ -187,9 +187,29 @@ void Server::start_accepting(Worker& worker) {
             }
             continue;
           }
-          runtime_.metrics[worker.index]->accepted.add();
+          WorkerMetrics& metrics = *runtime_.metrics[worker.index];
+          metrics.accepted.add();
+          auto snapshot = snapshot_.load();
+          // Refused before any TLS work: an address that failed too many handshakes, or too
+          // many connections still handshaking. Counted, not logged one by one (a flood would
+          // flood the log); HandshakeFailures logs when it starts a block.
+          error_code peer_ec;
+          const auto peer = socket.remote_endpoint(peer_ec);
+          std::string_view refused;
+          if (!peer_ec && runtime_.handshake_failures.blocked(peer.address(),
+                                                              std::chrono::steady_clock::now())) {
+            refused = reason::kRateLimited;
+          } else if (runtime_.handshaking.load() >= snapshot->config.limits.max_handshakes) {
+            refused = reason::kTooManyHandshakes;
+          }
+          if (!refused.empty()) {
+            metrics.count_outcome(Result::rejected, refused);
+            error_code ignored;
+            socket.close(ignored);
+            continue;
+          }
           const std::uint64_t id = (++worker.next_session << kWorkerBits) | worker.index;
-          start_session(std::move(socket), snapshot_.load(), id, runtime_, worker.index);
+          start_session(std::move(socket), std::move(snapshot), id, runtime_, worker.index);
         }
       },
       asio::detached);

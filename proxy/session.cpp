@@ -1,5 +1,8 @@
 #include "proxy/session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -46,6 +49,20 @@ constexpr std::size_t kRelayBufferSize = 16 * 1024;
 // stalled backend, a client not reading) is closed without the FATAL message.
 constexpr auto kTerminateGrace = std::chrono::seconds(5);
 
+// TCP keepalives (tcp_keepalives: in the config) on a client or backend socket.
+void set_keepalives(tcp::socket& socket, const config::KeepaliveConfig& k) {
+  if (k.idle.count() <= 0) return;
+  const int fd = socket.native_handle();
+  const int on = 1;
+  const int idle = static_cast<int>(std::max<long long>(1, k.idle.count() / 1000));
+  const int interval = static_cast<int>(std::max<long long>(1, k.interval.count() / 1000));
+  const int count = static_cast<int>(k.count);
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
 class Session final : public LiveSession, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot, std::uint64_t id,
@@ -64,12 +81,15 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     error_code ec;
     const auto ep = client_.remote_endpoint(ec);
     peer_ = ec ? std::string("unknown") : endpoint_text(ep);
+    if (!ec) peer_address_ = ep.address();
+    runtime_.handshaking.fetch_add(1, std::memory_order_relaxed);
   }
 
   asio::awaitable<void> run() {
     Registration registration(*this);
     arm_deadline();
     bool ready = co_await startup();
+    end_handshake();
     if (terminating_) {
       // Ended during start-up (shutdown): whatever I/O error that caused is not the story.
       set_outcome(terminating_->result, terminating_->reason, terminating_->message);
@@ -164,6 +184,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       s_.runtime_.live.fetch_add(1, std::memory_order_relaxed);
     }
     ~Registration() {
+      s_.end_handshake();
       if (s_.cancel_key_) s_.runtime_.cancel.remove(*s_.cancel_key_);
       s_.runtime_.sessions[s_.worker_].erase(s_.id_);
       s_.runtime_.live.fetch_sub(1, std::memory_order_relaxed);
@@ -174,6 +195,12 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
    private:
     Session& s_;
   };
+
+  // Leaves the count of connections in start-up (limits.max_handshakes); once.
+  void end_handshake() {
+    if (handshaking_) runtime_.handshaking.fetch_sub(1, std::memory_order_relaxed);
+    handshaking_ = false;
+  }
 
   // The phases up to a backend ready for queries; each returns false once the outcome is decided.
   // Results are awaited into a local, never inside an if condition: GCC 12 miscompiles a co_await
@@ -582,6 +609,13 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     }
     role_ = verdict.role;
     if (verdict.role_substituted) admit_detail_ = verdict.detail;
+    std::string refusal;
+    limit_ticket_ = runtime_.limits.acquire(snap_->config.limits, role_,
+                                            identity_ ? identity_->subject_dn : "", refusal);
+    if (!limit_ticket_) {
+      co_return co_await refuse(reason::kTooManyConnections, sqlstate::kTooManyConnections, refusal,
+                                {});
+    }
     co_return true;
   }
 
@@ -625,6 +659,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       co_return co_await backend_unavailable("connect to " + backend_name_ + ": " + ec.message());
     }
     backend_.set_option(tcp::no_delay(true), ec);
+    set_keepalives(backend_, snap_->config.tcp_keepalives);
     const bool ok = co_await negotiate_backend_tls();
     co_return ok;
   }
@@ -1116,6 +1151,15 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   // The record every connection ends with, whatever happened.
   void log_outcome() {
+    if (outcome_.result != Result::ok && is_handshake_failure(outcome_.reason) && peer_address_ &&
+        runtime_.handshake_failures.record(*peer_address_, snap_->config.limits,
+                                           std::chrono::steady_clock::now())) {
+      const auto& limits = snap_->config.limits;
+      spdlog::warn(
+          "blocking {} for {} ms: {} failed handshakes within {} ms (limits.failed_handshakes)",
+          peer_address_->to_string(), limits.failed_block.count(), limits.failed_handshakes,
+          limits.failed_window.count());
+    }
     const auto duration = std::chrono::steady_clock::now() - started_;
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
     metrics_.count_outcome(outcome_.result, outcome_.reason);
@@ -1181,6 +1225,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   std::size_t key_at_ = 0;
   std::optional<CancelKey> cancel_key_;
   bool cancelling_ = false;  // this connection is a CancelRequest
+  bool handshaking_ = true;  // counted in Runtime::handshaking
+  std::optional<asio::ip::address> peer_address_;
+  SessionLimits::Ticket limit_ticket_;  // a slot under limits: while admitted
   std::string verify_failure_;
   Outcome outcome_{Result::error, reason::kClientGone, {}};
   std::uint64_t bytes_from_client_ = 0;
@@ -1193,6 +1240,7 @@ void start_session(tcp::socket socket, std::shared_ptr<const Snapshot> snapshot,
                    std::uint64_t session_id, Runtime& runtime, unsigned worker) {
   error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
+  set_keepalives(socket, snapshot->config.tcp_keepalives);
   auto executor = socket.get_executor();
   auto session = std::make_shared<Session>(std::move(socket), std::move(snapshot), session_id,
                                            runtime, worker);

@@ -1,0 +1,160 @@
+// Connection limits with real PostgreSQL and libpq: global, per role and per certificate identity
+// (FATAL 53300 in PostgreSQL's words, released when a session ends), the per-address block after
+// repeated failed handshakes, and the cap on connections still handshaking.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/integration/support/fixtures.h"
+#include "tests/integration/support/pg_client.h"
+#include "tests/integration/support/pgmtls_process.h"
+#include "tests/integration/support/postgres_server.h"
+#include "tests/integration/support/test_pki.h"
+
+namespace pgmtls::integration {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class LimitsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    postgres_ = std::make_unique<PostgresServer>();
+    postgres_->exec("CREATE ROLE alice LOGIN; CREATE ROLE shared LOGIN;");
+    pki_ = std::make_unique<TestPki>(0);
+  }
+  static void TearDownTestSuite() {
+    pki_.reset();
+    postgres_.reset();
+  }
+  void TearDown() override {
+    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
+    proxy_.reset();
+  }
+
+  // alice, carol and bob@example.com may all connect as "shared"; alice also as herself.
+  void start(const std::string& limits_yaml) {
+    ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
+    c.map = "m";
+    c.maps_yaml =
+        "  m:\n    - { identity: \"/^(alice|carol|bob@example\\\\.com)$\", role: shared }\n"
+        "    - { identity: alice, role: alice }\n";
+    c.extra_yaml = "limits:\n" + limits_yaml;
+    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/limits.yaml", c.to_yaml());
+  }
+  ConnectResult connect(const std::string& client, const std::string& user) {
+    return pg_connect(
+        tls_conninfo(proxy_->port(), pki_->root_ca_file(), &pki_->client(client), user));
+  }
+  // Closes `conn` and waits until pgmtls has logged the end of that session.
+  void close(ConnectResult& c) {
+    const std::size_t ends = count_ends();
+    c.conn.reset();
+    const auto deadline = std::chrono::steady_clock::now() + kLogTimeout;
+    while (count_ends() == ends && std::chrono::steady_clock::now() < deadline) {
+      proxy_->wait_for_log({"connection id=", "result=ok"}, 100ms, proxy_->log_mark());
+    }
+    ASSERT_GT(count_ends(), ends);
+  }
+  std::size_t count_ends() const {
+    std::size_t n = 0;
+    for (const auto& line : proxy_->log_lines())
+      n += line.find("connection id=") != std::string::npos &&
+           line.find("result=ok") != std::string::npos;
+    return n;
+  }
+
+  static inline std::unique_ptr<PostgresServer> postgres_;
+  static inline std::unique_ptr<TestPki> pki_;
+  std::unique_ptr<PgmtlsProcess> proxy_;
+};
+
+TEST_F(LimitsTest, PerIdentityLimitRefusesWith53300UntilASessionEnds) {
+  start("  per_identity: 1\n");
+  ConnectResult first = connect("alice", "alice");
+  ASSERT_TRUE(first.ok()) << first.error;
+  const ConnectResult second = connect("alice", "shared");  // same certificate, other role
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(second.error, HasSubstr("53300"));
+  EXPECT_THAT(second.error,
+              HasSubstr("too many connections for certificate identity \"CN=alice\""));
+  EXPECT_TRUE(connect("carol", "shared").ok());  // another identity
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=too_many_connections"}, kLogTimeout));
+  close(first);
+  EXPECT_TRUE(connect("alice", "alice").ok());
+}
+
+TEST_F(LimitsTest, PerRoleLimit) {
+  start("  per_role: 2\n");
+  ConnectResult a = connect("alice", "shared");
+  ConnectResult c = connect("carol", "shared");
+  ASSERT_TRUE(a.ok() && c.ok());
+  const ConnectResult third = connect("bob", "shared");
+  EXPECT_THAT(third.error, HasSubstr("53300"));
+  EXPECT_THAT(third.error, HasSubstr("too many connections for role \"shared\""));
+  EXPECT_TRUE(connect("alice", "alice").ok());  // another role
+  close(a);
+  EXPECT_TRUE(connect("bob", "shared").ok());
+}
+
+TEST_F(LimitsTest, GlobalLimit) {
+  start("  max_client_connections: 2\n");
+  ConnectResult a = connect("alice", "alice");
+  ConnectResult c = connect("carol", "shared");
+  ASSERT_TRUE(a.ok() && c.ok());
+  const ConnectResult third = connect("bob", "shared");
+  EXPECT_THAT(third.error, HasSubstr("53300"));
+  EXPECT_THAT(third.error, HasSubstr("sorry, too many clients already"));
+  close(c);
+  EXPECT_TRUE(connect("bob", "shared").ok());
+}
+
+TEST_F(LimitsTest, AnAddressThatKeepsFailingHandshakesIsBlockedForAWhile) {
+  start("  failed_handshakes: { max: 3, window: 60s, block: 2s }\n");
+  for (int i = 0; i < 3; ++i)
+    EXPECT_FALSE(connect("unknown-ca", "alice").ok());
+  ASSERT_TRUE(proxy_->wait_for_log({"blocking 127.0.0.1 for 2000 ms"}, kLogTimeout));
+  const auto blocked_at = std::chrono::steady_clock::now();
+  // Even a good certificate is refused now, before any TLS work.
+  const ConnectResult refused = connect("alice", "alice");
+  EXPECT_FALSE(refused.ok());
+  EXPECT_THAT(proxy_->log_text(), Not(HasSubstr("result=ok")));
+  // The block ends by itself.
+  bool admitted = false;
+  while (!admitted && std::chrono::steady_clock::now() - blocked_at < 10s) {
+    admitted = connect("alice", "alice").ok();
+  }
+  EXPECT_TRUE(admitted);
+  EXPECT_GE(std::chrono::steady_clock::now() - blocked_at, 1900ms);
+}
+
+TEST_F(LimitsTest, ConnectionsBeyondMaxHandshakesAreClosedAtOnce) {
+  start("  max_handshakes: 2\n");
+  auto silent1 = std::make_unique<RawSocket>(proxy_->port());
+  auto silent2 = std::make_unique<RawSocket>(proxy_->port());
+  silent1->send(ssl_request());
+  silent2->send(ssl_request());
+  EXPECT_EQ(silent1->read_exactly(1, 5s).data, "S");  // both are in their TLS handshake now
+  EXPECT_EQ(silent2->read_exactly(1, 5s).data, "S");
+  RawSocket third(proxy_->port());
+  third.send(ssl_request());
+  const auto r = third.read_until_closed(5s);
+  EXPECT_TRUE(r.closed());
+  EXPECT_EQ(r.data, "");
+  silent1.reset();
+  silent2.reset();
+  ASSERT_TRUE(proxy_->wait_for_log({"reason=client_disconnected"}, kLogTimeout));
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool ok = false;
+  while (!ok && std::chrono::steady_clock::now() < deadline)
+    ok = connect("alice", "alice").ok();
+  EXPECT_TRUE(ok);
+}
+
+}  // namespace
+}  // namespace pgmtls::integration

@@ -37,39 +37,109 @@ std::string read_file(const std::string& path) {
   return buf.str();
 }
 
+// A PostgreSQL client written out by hand over TLS, with a client certificate so that the test
+// knows the secret of the key pgmtls sent (libpq does not tell it), or without one for a cancel.
+class RawTlsClient {
+ public:
+  // `cert` null: no client certificate (a cancel needs none).
+  RawTlsClient(std::uint16_t port, const std::string& root_ca, const ClientCertificate* cert)
+      : ctx_(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free), ssl_(nullptr, &SSL_free) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv{20, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      throw std::runtime_error("connect failed");
+    const std::string request = ssl_request();
+    char answer = 0;
+    if (::send(fd_, request.data(), request.size(), 0) != 8 || ::recv(fd_, &answer, 1, 0) != 1 ||
+        answer != 'S') {
+      throw std::runtime_error("SSLRequest refused");
+    }
+    SSL_CTX_load_verify_locations(ctx_.get(), root_ca.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
+    if (cert != nullptr) {
+      SSL_CTX_use_certificate_chain_file(ctx_.get(), cert->cert_file.c_str());
+      SSL_CTX_use_PrivateKey_file(ctx_.get(), cert->key_file.c_str(), SSL_FILETYPE_PEM);
+    }
+    ssl_.reset(SSL_new(ctx_.get()));
+    SSL_set_fd(ssl_.get(), fd_);
+    SSL_set_tlsext_host_name(ssl_.get(), "localhost");
+    if (SSL_connect(ssl_.get()) != 1) throw std::runtime_error("TLS handshake failed");
+  }
+  ~RawTlsClient() {
+    ssl_.reset();
+    ::close(fd_);
+  }
+
+  void send(const std::string& bytes) {
+    if (SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) !=
+        static_cast<int>(bytes.size())) {
+      throw std::runtime_error("SSL_write failed");
+    }
+  }
+  // One message: type byte and payload; type 0 when the connection ended.
+  std::pair<char, std::string> read_message() {
+    char header[5];
+    if (!read_exact(header, 5)) return {0, {}};
+    const std::uint32_t length = ntohl(*reinterpret_cast<std::uint32_t*>(header + 1));
+    std::string payload(length - 4, '\0');
+    if (!read_exact(payload.data(), payload.size())) return {0, {}};
+    return {header[0], payload};
+  }
+  // StartupMessage, then every message up to ReadyForQuery; the BackendKeyData's key.
+  std::pair<std::uint32_t, std::uint32_t> start(const std::string& user) {
+    send(startup_message(user, "postgres"));
+    std::pair<std::uint32_t, std::uint32_t> key{0, 0};
+    for (;;) {
+      auto [type, payload] = read_message();
+      if (type == 0 || type == 'E') throw std::runtime_error("start-up failed");
+      if (type == 'K') {
+        key = {ntohl(*reinterpret_cast<const std::uint32_t*>(payload.data())),
+               ntohl(*reinterpret_cast<const std::uint32_t*>(payload.data() + 4))};
+      }
+      if (type == 'Z') return key;
+    }
+  }
+  // The SQLSTATE of the first ErrorResponse before ReadyForQuery; empty if none.
+  std::string result_sqlstate() {
+    std::string sqlstate;
+    for (;;) {
+      auto [type, payload] = read_message();
+      if (type == 0 || type == 'Z') return sqlstate;
+      if (type == 'E' && sqlstate.empty()) {
+        const auto at = payload.find(std::string("\0C", 2));
+        if (at != std::string::npos) sqlstate = payload.substr(at + 2, 5);
+      }
+    }
+  }
+
+ private:
+  bool read_exact(char* out, std::size_t n) {
+    while (n > 0) {
+      const int got = SSL_read(ssl_.get(), out, static_cast<int>(n));
+      if (got <= 0) return false;
+      out += got;
+      n -= static_cast<std::size_t>(got);
+    }
+    return true;
+  }
+
+  int fd_ = -1;
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_;
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl_;
+};
+
 // A CancelRequest sent the way libpq 17 does: SSLRequest, TLS handshake (no client certificate),
 // then the request inside TLS. Waits (bounded) until pgmtls closes the connection.
 void cancel_over_tls(std::uint16_t port, const std::string& root_ca, std::uint32_t pid,
                      std::uint32_t secret) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string request = ssl_request();
-  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
-  char answer = 0;
-  ASSERT_EQ(::recv(fd, &answer, 1, 0), 1);
-  ASSERT_EQ(answer, 'S');
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
-                                                        &SSL_CTX_free);
-  SSL_CTX_load_verify_locations(ctx.get(), root_ca.c_str(), nullptr);
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), &SSL_free);
-  SSL_set_fd(ssl.get(), fd);
-  SSL_set_tlsext_host_name(ssl.get(), "localhost");
-  ASSERT_EQ(SSL_connect(ssl.get()), 1);
-  const std::string cancel = be32(16) + be32(80877102) + be32(pid) + be32(secret);
-  ASSERT_EQ(SSL_write(ssl.get(), cancel.data(), static_cast<int>(cancel.size())),
-            static_cast<int>(cancel.size()));
-  char buf[64];
-  while (SSL_read(ssl.get(), buf, sizeof buf) > 0) {
-  }
-  ::close(fd);
+  RawTlsClient client(port, root_ca, nullptr);
+  client.send(be32(16) + be32(80877102) + be32(pid) + be32(secret));
+  EXPECT_EQ(client.read_message().first, 0) << "a cancel gets no answer";
 }
 
 // A CancelRequest in plaintext on a new connection, as libpq up to 16 sends it.
@@ -160,106 +230,13 @@ TEST_F(CancelTest, LibpqCancelInPlaintextStopsTheQueryWithin57014) {
   EXPECT_EQ(query(conn.get(), "SELECT 1").value, "1");
 }
 
-// A PostgreSQL client written out by hand over TLS with a client certificate, so that the test
-// knows the secret of the key pgmtls sent (libpq does not tell it).
-class RawTlsClient {
- public:
-  RawTlsClient(std::uint16_t port, const std::string& root_ca, const ClientCertificate& cert)
-      : ctx_(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free), ssl_(nullptr, &SSL_free) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{20, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-      throw std::runtime_error("connect failed");
-    const std::string request = ssl_request();
-    char answer = 0;
-    if (::send(fd_, request.data(), request.size(), 0) != 8 || ::recv(fd_, &answer, 1, 0) != 1 ||
-        answer != 'S') {
-      throw std::runtime_error("SSLRequest refused");
-    }
-    SSL_CTX_load_verify_locations(ctx_.get(), root_ca.c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_use_certificate_chain_file(ctx_.get(), cert.cert_file.c_str());
-    SSL_CTX_use_PrivateKey_file(ctx_.get(), cert.key_file.c_str(), SSL_FILETYPE_PEM);
-    ssl_.reset(SSL_new(ctx_.get()));
-    SSL_set_fd(ssl_.get(), fd_);
-    SSL_set_tlsext_host_name(ssl_.get(), "localhost");
-    if (SSL_connect(ssl_.get()) != 1) throw std::runtime_error("TLS handshake failed");
-  }
-  ~RawTlsClient() {
-    ssl_.reset();
-    ::close(fd_);
-  }
-
-  void send(const std::string& bytes) {
-    if (SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) !=
-        static_cast<int>(bytes.size())) {
-      throw std::runtime_error("SSL_write failed");
-    }
-  }
-  // One message: type byte and payload; type 0 when the connection ended.
-  std::pair<char, std::string> read_message() {
-    char header[5];
-    if (!read_exact(header, 5)) return {0, {}};
-    const std::uint32_t length = ntohl(*reinterpret_cast<std::uint32_t*>(header + 1));
-    std::string payload(length - 4, '\0');
-    if (!read_exact(payload.data(), payload.size())) return {0, {}};
-    return {header[0], payload};
-  }
-  // StartupMessage, then every message up to ReadyForQuery; the BackendKeyData's key.
-  std::pair<std::uint32_t, std::uint32_t> start(const std::string& user) {
-    send(startup_message(user, "postgres"));
-    std::pair<std::uint32_t, std::uint32_t> key{0, 0};
-    for (;;) {
-      auto [type, payload] = read_message();
-      if (type == 0 || type == 'E') throw std::runtime_error("start-up failed");
-      if (type == 'K') {
-        key = {ntohl(*reinterpret_cast<const std::uint32_t*>(payload.data())),
-               ntohl(*reinterpret_cast<const std::uint32_t*>(payload.data() + 4))};
-      }
-      if (type == 'Z') return key;
-    }
-  }
-  // The SQLSTATE of the first ErrorResponse before ReadyForQuery; empty if none.
-  std::string result_sqlstate() {
-    std::string sqlstate;
-    for (;;) {
-      auto [type, payload] = read_message();
-      if (type == 0 || type == 'Z') return sqlstate;
-      if (type == 'E' && sqlstate.empty()) {
-        const auto at = payload.find(std::string("\0C", 2));
-        if (at != std::string::npos) sqlstate = payload.substr(at + 2, 5);
-      }
-    }
-  }
-
- private:
-  bool read_exact(char* out, std::size_t n) {
-    while (n > 0) {
-      const int got = SSL_read(ssl_.get(), out, static_cast<int>(n));
-      if (got <= 0) return false;
-      out += got;
-      n -= static_cast<std::size_t>(got);
-    }
-    return true;
-  }
-
-  int fd_ = -1;
-  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_;
-  std::unique_ptr<SSL, decltype(&SSL_free)> ssl_;
-};
-
 std::string query_message(const std::string& sql) {
   return "Q" + be32(static_cast<std::uint32_t>(sql.size() + 5)) + sql + std::string(1, '\0');
 }
 
 TEST_F(CancelTest, AWrongSecretCancelsNothingAndACancelInsideTlsDoes) {
   start("disable");
-  RawTlsClient client(proxy_->port(), pki_->root_ca_file(), pki_->client("alice"));
+  RawTlsClient client(proxy_->port(), pki_->root_ca_file(), &pki_->client("alice"));
   const auto [pid, secret] = client.start("alice");
   ASSERT_NE(pid, 0u);
   client.send(query_message("SELECT pg_sleep(60) /* cancel me */"));
@@ -344,8 +321,8 @@ class PeerCancelTest : public CancelTest {
 
   // A session through instance 1 running a long query; its key.
   std::pair<std::uint32_t, std::uint32_t> busy_session(std::unique_ptr<RawTlsClient>& client) {
-    client =
-        std::make_unique<RawTlsClient>(proxy_->port(), pki_->root_ca_file(), pki_->client("alice"));
+    client = std::make_unique<RawTlsClient>(proxy_->port(), pki_->root_ca_file(),
+                                            &pki_->client("alice"));
     const auto key = client->start("alice");
     client->send(query_message("SELECT pg_sleep(60) /* cancel me */"));
     const auto deadline = std::chrono::steady_clock::now() + 10s;

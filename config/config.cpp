@@ -565,79 +565,123 @@ class Loader {
     backend.where = loc(entry.second);
     const std::string prefix = "backends." + backend.name;
     bool has_host = false;
-    walk(entry.second, prefix,
-         {
-             {"host",
-              [&](const YAML::Node& n) {
-                has_host = true;
-                string_value(n, prefix + ".host", backend.host);
-                if (backend.host.empty()) error(n, prefix + ".host must not be empty");
-              }},
-             {"port",
-              [&](const YAML::Node& n) {
-                integer(n, prefix + ".port", std::uint16_t{1}, std::uint16_t{65535}, backend.port);
-              }},
-             {"connect_timeout",
-              [&](const YAML::Node& n) {
-                duration(n, prefix + ".connect_timeout", backend.connect_timeout);
-              }},
-             {"sslmode",
-              [&](const YAML::Node& n) {
-                auto v = scalar(n, prefix + ".sslmode");
-                if (!v) return;
-                auto mode = parse_sslmode(*v);
-                if (!mode) {
-                  error(n, prefix +
-                               ".sslmode must be disable, prefer, require, verify-ca or "
-                               "verify-full, not \"" +
-                               *v + "\"");
-                  return;
-                }
-                backend.tls.sslmode = *mode;
-              }},
-             {"sslrootcert",
-              [&](const YAML::Node& n) {
-                if (n.IsScalar() && n.Scalar() == "system") {
-                  backend.tls.system_roots = true;
-                } else {
-                  path(n, prefix + ".sslrootcert", backend.tls.sslrootcert);
-                }
-              }},
-             {"sslcert",
-              [&](const YAML::Node& n) { path(n, prefix + ".sslcert", backend.tls.sslcert); }},
-             {"sslkey",
-              [&](const YAML::Node& n) { path(n, prefix + ".sslkey", backend.tls.sslkey); }},
-             {"ssl_min_protocol_version",
-              [&](const YAML::Node& n) {
-                protocol_version(n, prefix + ".ssl_min_protocol_version",
-                                 backend.tls.ssl_min_protocol_version);
-              }},
-             {"sslsni",
-              [&](const YAML::Node& n) { boolean(n, prefix + ".sslsni", backend.tls.sslsni); }},
-             {"allow_cleartext_password_without_tls",
-              [&](const YAML::Node& n) {
-                boolean(n, prefix + ".allow_cleartext_password_without_tls",
-                        backend.allow_cleartext_password_without_tls);
-              }},
-             {"auth",
-              [&](const YAML::Node& n) { load_credential(n, prefix + ".auth", backend.auth); }},
-             {"roles",
-              [&](const YAML::Node& n) {
-                if (!n.IsMap()) {
-                  error(n, prefix + ".roles must map role names to {auth: ...}");
-                  return;
-                }
-                for (const auto& role : n) {
-                  const std::string name = role.first.Scalar();
-                  const std::string role_prefix = prefix + ".roles." + name;
-                  CredentialConfig& credential = backend.roles[name];
-                  walk(role.second, role_prefix, {{"auth", [&](const YAML::Node& a) {
-                                                     load_credential(a, role_prefix + ".auth",
-                                                                     credential);
-                                                   }}});
-                }
-              }},
-         });
+    std::vector<std::string> host_names;
+    std::vector<std::uint16_t> ports{5432};
+    std::optional<YAML::Node> host_node, port_node;
+    walk(
+        entry.second, prefix,
+        {
+            {"host",
+             [&](const YAML::Node& n) {
+               has_host = true;
+               auto v = scalar(n, prefix + ".host");
+               if (!v) return;
+               for (const auto& h : split_list(*v)) {
+                 if (h.empty()) {
+                   error(n, prefix + ".host has an empty entry");
+                   return;
+                 }
+                 host_names.push_back(h);
+               }
+               host_node = n;
+             }},
+            {"port",
+             [&](const YAML::Node& n) {
+               auto v = scalar(n, prefix + ".port");
+               if (!v) return;
+               ports.clear();
+               for (const auto& p : split_list(*v)) {
+                 unsigned port = 0;
+                 auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+                 if (ec != std::errc() || ptr != p.data() + p.size() || port == 0 || port > 65535) {
+                   error(n, prefix +
+                                ".port must be a port number from 1 to 65535 (or a comma "
+                                "list of them), not \"" +
+                                *v + "\"");
+                   return;
+                 }
+                 ports.push_back(static_cast<std::uint16_t>(port));
+               }
+               port_node = n;
+             }},
+            {"target_session_attrs",
+             [&](const YAML::Node& n) {
+               auto v = scalar(n, prefix + ".target_session_attrs");
+               if (!v) return;
+               for (auto a : {TargetSessionAttrs::any, TargetSessionAttrs::read_write,
+                              TargetSessionAttrs::read_only, TargetSessionAttrs::primary,
+                              TargetSessionAttrs::standby, TargetSessionAttrs::prefer_standby}) {
+                 if (*v == to_string(a)) {
+                   backend.target_session_attrs = a;
+                   return;
+                 }
+               }
+               error(n, prefix +
+                            ".target_session_attrs must be any, read-write, read-only, "
+                            "primary, standby or prefer-standby, not \"" +
+                            *v + "\"");
+             }},
+            {"connect_timeout",
+             [&](const YAML::Node& n) {
+               duration(n, prefix + ".connect_timeout", backend.connect_timeout);
+             }},
+            {"sslmode",
+             [&](const YAML::Node& n) {
+               auto v = scalar(n, prefix + ".sslmode");
+               if (!v) return;
+               auto mode = parse_sslmode(*v);
+               if (!mode) {
+                 error(n, prefix +
+                              ".sslmode must be disable, prefer, require, verify-ca or "
+                              "verify-full, not \"" +
+                              *v + "\"");
+                 return;
+               }
+               backend.tls.sslmode = *mode;
+             }},
+            {"sslrootcert",
+             [&](const YAML::Node& n) {
+               if (n.IsScalar() && n.Scalar() == "system") {
+                 backend.tls.system_roots = true;
+               } else {
+                 path(n, prefix + ".sslrootcert", backend.tls.sslrootcert);
+               }
+             }},
+            {"sslcert",
+             [&](const YAML::Node& n) { path(n, prefix + ".sslcert", backend.tls.sslcert); }},
+            {"sslkey",
+             [&](const YAML::Node& n) { path(n, prefix + ".sslkey", backend.tls.sslkey); }},
+            {"ssl_min_protocol_version",
+             [&](const YAML::Node& n) {
+               protocol_version(n, prefix + ".ssl_min_protocol_version",
+                                backend.tls.ssl_min_protocol_version);
+             }},
+            {"sslsni",
+             [&](const YAML::Node& n) { boolean(n, prefix + ".sslsni", backend.tls.sslsni); }},
+            {"allow_cleartext_password_without_tls",
+             [&](const YAML::Node& n) {
+               boolean(n, prefix + ".allow_cleartext_password_without_tls",
+                       backend.allow_cleartext_password_without_tls);
+             }},
+            {"auth",
+             [&](const YAML::Node& n) { load_credential(n, prefix + ".auth", backend.auth); }},
+            {"roles",
+             [&](const YAML::Node& n) {
+               if (!n.IsMap()) {
+                 error(n, prefix + ".roles must map role names to {auth: ...}");
+                 return;
+               }
+               for (const auto& role : n) {
+                 const std::string name = role.first.Scalar();
+                 const std::string role_prefix = prefix + ".roles." + name;
+                 CredentialConfig& credential = backend.roles[name];
+                 walk(role.second, role_prefix, {{"auth", [&](const YAML::Node& a) {
+                                                    load_credential(a, role_prefix + ".auth",
+                                                                    credential);
+                                                  }}});
+               }
+             }},
+        });
     const auto& tls = backend.tls;
     if ((tls.sslmode == SslMode::verify_ca || tls.sslmode == SslMode::verify_full) &&
         tls.sslrootcert.empty() && !tls.system_roots) {
@@ -662,6 +706,33 @@ class Loader {
                               "global-bundle.pem)");
     }
     if (entry.second.IsMap()) require(entry.second, prefix, "host", has_host);
+    if (!host_names.empty()) {
+      if (ports.size() != 1 && ports.size() != host_names.size()) {
+        error(port_node ? *port_node : entry.second,
+              prefix + ".port lists " + std::to_string(ports.size()) + " ports for " +
+                  std::to_string(host_names.size()) + " hosts (give one port, or one per host)");
+      }
+      for (std::size_t i = 0; i < host_names.size(); ++i)
+        backend.hosts.push_back({host_names[i], ports.size() == 1 ? ports[0] : ports[i]});
+      backend.host = backend.hosts.front().host;
+      backend.port = backend.hosts.front().port;
+    }
+  }
+
+  // "a, b,c" -> {"a", "b", "c"}: entries trimmed of spaces.
+  static std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t comma = text.find(',', start);
+      std::string item =
+          text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      const auto first = item.find_first_not_of(" \t");
+      const auto last = item.find_last_not_of(" \t");
+      out.push_back(first == std::string::npos ? "" : item.substr(first, last - first + 1));
+      if (comma == std::string::npos) return out;
+      start = comma + 1;
+    }
   }
 
   // One credential source: password_file, password_env, passfile or command.
@@ -1102,6 +1173,24 @@ LoadResult load_config_file(const std::string& path) {
   LoadResult result = load_config_text(buf.str(), path, base);
   if (result.config) result.config->files.insert(result.config->files.begin(), path);
   return result;
+}
+
+std::string_view to_string(TargetSessionAttrs attrs) {
+  switch (attrs) {
+    case TargetSessionAttrs::any:
+      return "any";
+    case TargetSessionAttrs::read_write:
+      return "read-write";
+    case TargetSessionAttrs::read_only:
+      return "read-only";
+    case TargetSessionAttrs::primary:
+      return "primary";
+    case TargetSessionAttrs::standby:
+      return "standby";
+    case TargetSessionAttrs::prefer_standby:
+      return "prefer-standby";
+  }
+  return "any";
 }
 
 std::string_view to_string(CertificateEventAction action) {

@@ -82,10 +82,23 @@ struct CredentialConfig {
   Location where;
 };
 
+// Which server of a host list a session may use, as libpq's target_session_attrs.
+enum class TargetSessionAttrs { any, read_write, read_only, primary, standby, prefer_standby };
+std::string_view to_string(TargetSessionAttrs attrs);
+
+struct BackendHost {
+  std::string host;  // IP literal or name
+  std::uint16_t port = 5432;
+};
+
 struct BackendConfig {
   std::string name = "default";
-  std::string host;
+  std::string host;  // the first of `hosts`
   std::uint16_t port = 5432;
+  // libpq's host list: `host: "a,b"` with `port: "5432,5433"` (or one port for all), tried in
+  // order until one accepts the session and matches target_session_attrs.
+  std::vector<BackendHost> hosts;
+  TargetSessionAttrs target_session_attrs = TargetSessionAttrs::any;
   std::chrono::milliseconds connect_timeout{5000};
   BackendTlsConfig tls;
   CredentialConfig auth;                          // for every role without its own

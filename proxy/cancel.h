@@ -23,6 +23,7 @@ struct Snapshot;
 // What forwarding a cancel needs: where the session's backend connection went and how.
 struct CancelTarget {
   boost::asio::ip::tcp::endpoint backend;
+  std::string host;  // the host name it was reached by (verify-full checks it)
   std::uint32_t backend_pid = 0;
   std::uint32_t backend_secret = 0;
   bool tls = false;                          // the session's backend connection used TLS

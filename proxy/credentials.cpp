@@ -145,7 +145,9 @@ asio::awaitable<Credentials::Result> run_credential_command(const std::vector<st
 }
 
 asio::awaitable<Credentials::Result> Credentials::password_for(const std::string& role,
-                                                               const std::string& database) {
+                                                               const std::string& database,
+                                                               const std::string& host,
+                                                               std::uint16_t port) {
   const auto& credential = backend_.credential_for(role);
   switch (credential.kind) {
     case config::CredentialConfig::Kind::none:
@@ -153,13 +155,12 @@ asio::awaitable<Credentials::Result> Credentials::password_for(const std::string
     case config::CredentialConfig::Kind::password:
       co_return Result{credential.password, {}};
     case config::CredentialConfig::Kind::passfile: {
-      auto password = config::passfile_lookup(credential.passfile, backend_.host, backend_.port,
-                                              database, role);
+      auto password = config::passfile_lookup(credential.passfile, host, port, database, role);
       if (!password) co_return Result{std::nullopt, "no line of " + credential.origin + " matches"};
       co_return Result{std::move(password), {}};
     }
     case config::CredentialConfig::Kind::aws_iam: {
-      auto result = co_await iam_token(credential, role);
+      auto result = co_await iam_token(credential, role, host, port);
       co_return result;
     }
     case config::CredentialConfig::Kind::command: {
@@ -247,10 +248,12 @@ Credentials::Credentials(const config::BackendConfig& backend) : backend_(backen
 Credentials::~Credentials() = default;
 
 asio::awaitable<Credentials::Result> Credentials::iam_token(
-    const config::CredentialConfig& credential, const std::string& role) {
+    const config::CredentialConfig& credential, const std::string& role, const std::string& host,
+    std::uint16_t port) {
+  const std::string token_key = role + "@" + host + ":" + std::to_string(port);
   {
     std::lock_guard lock(mutex_);
-    auto it = tokens_.find(role);
+    auto it = tokens_.find(token_key);
     if (it != tokens_.end() && std::chrono::steady_clock::now() < it->second.reuse_until) {
       co_return Result{it->second.value, {}};
     }
@@ -270,8 +273,7 @@ asio::awaitable<Credentials::Result> Credentials::iam_token(
   const auto steady_now = std::chrono::steady_clock::now();
   Token token;
   try {
-    token.value = auth::aws::rds_auth_token(backend_.host, backend_.port, region, role,
-                                            *aws.credentials, now);
+    token.value = auth::aws::rds_auth_token(host, port, region, role, *aws.credentials, now);
   } catch (const std::invalid_argument& e) {
     co_return Result{std::nullopt, std::string("aws_iam: cannot sign a token: ") + e.what()};
   }
@@ -284,10 +286,10 @@ asio::awaitable<Credentials::Result> Credentials::iam_token(
     token.reuse_until = std::min(token.reuse_until, steady_now + left);
   }
   ++process_metrics().iam_tokens_signed;
-  spdlog::info("aws_iam: signed a token for role {} at {}:{} in {} with {} credentials", role,
-               backend_.host, backend_.port, region, aws.provider);
+  spdlog::info("aws_iam: signed a token for role {} at {}:{} in {} with {} credentials", role, host,
+               port, region, aws.provider);
   std::lock_guard lock(mutex_);
-  tokens_[role] = token;
+  tokens_[token_key] = token;
   co_return Result{std::move(token.value), {}};
 }
 

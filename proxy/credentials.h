@@ -33,9 +33,10 @@ class Credentials {
   explicit Credentials(const config::BackendConfig& backend);
   ~Credentials();
 
-  // The password for `role` connecting to `database`; nullopt with an empty error when the
-  // backend has no credential for the role.
-  boost::asio::awaitable<Result> password_for(const std::string& role, const std::string& database);
+  // The password for `role` connecting to `database` on `host`:`port` (one of the backend's
+  // hosts); nullopt with an empty error when the backend has no credential for the role.
+  boost::asio::awaitable<Result> password_for(const std::string& role, const std::string& database,
+                                              const std::string& host, std::uint16_t port);
 
  private:
   struct Waiter {
@@ -53,7 +54,8 @@ class Credentials {
   boost::asio::awaitable<Result> command_password(const config::CredentialConfig& credential,
                                                   const std::string& role);
   boost::asio::awaitable<Result> iam_token(const config::CredentialConfig& credential,
-                                           const std::string& role);
+                                           const std::string& role, const std::string& host,
+                                           std::uint16_t port);
 
   struct Token {
     std::string value;
@@ -66,7 +68,7 @@ class Credentials {
       aws_chains_;
   std::mutex mutex_;
   std::map<std::string, CommandEntry> commands_;  // by role
-  std::map<std::string, Token> tokens_;           // by role
+  std::map<std::string, Token> tokens_;           // by role@host:port
 };
 
 // The region an aws_iam token is signed for: the configured one, else the one in an RDS host name;

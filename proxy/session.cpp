@@ -31,6 +31,7 @@
 #include "proxy/logging.h"
 #include "proxy/outcome.h"
 #include "proxy/runtime.h"
+#include "proxy/target_session.h"
 
 namespace pgmtls::proxy {
 
@@ -209,9 +210,61 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     bool ok = co_await negotiate();
     if (ok) ok = co_await read_startup();
     if (ok) ok = co_await authorize();
-    if (ok) ok = co_await connect_backend();
-    if (ok) ok = co_await backend_startup();
+    if (ok) ok = co_await connect_any_backend();
     co_return ok;
+  }
+
+  // The backend's hosts in order (and, for prefer-standby, a second pass accepting any), until one
+  // completes the start-up and matches target_session_attrs, as libpq does. A failure on one host
+  // reaches the client only if it was the last to try; the log line lists every host's failure.
+  asio::awaitable<bool> connect_any_backend() {
+    using A = config::TargetSessionAttrs;
+    const auto& backend = snap_->config.backend;
+    std::vector<config::BackendHost> hosts = backend.hosts;
+    if (hosts.empty()) hosts.push_back({backend.host, backend.port});
+    std::vector<A> passes{backend.target_session_attrs};
+    if (backend.target_session_attrs == A::prefer_standby) passes = {A::standby, A::any};
+    std::string tried;
+    for (std::size_t pass = 0; pass < passes.size(); ++pass) {
+      for (std::size_t i = 0; i < hosts.size(); ++i) {
+        const bool last = pass + 1 == passes.size() && i + 1 == hosts.size();
+        more_hosts_ = !last;
+        wanted_attrs_ = passes[pass];
+        backend_host_ = hosts[i];
+        bool ok = co_await connect_backend();
+        if (ok) ok = co_await backend_startup();
+        if (ok) {
+          more_hosts_ = false;
+          co_return true;
+        }
+        // The client's own failures (gone, deadline) end the search: another host won't help.
+        if (deadline_expired_ || outcome_.reason == reason::kClientGone) co_return false;
+        if (hosts.size() > 1 || passes.size() > 1) {
+          tried += (tried.empty() ? "" : "; ") + backend_name_ + ": " + outcome_.detail;
+        }
+        if (last) break;
+        reset_backend();
+      }
+    }
+    more_hosts_ = false;
+    if (!tried.empty()) outcome_.detail = "no usable backend host: " + tried;
+    co_return false;
+  }
+
+  // Forgets a backend connection that was not used, before the next host.
+  void reset_backend() {
+    error_code ignored;
+    backend_tls_.reset();
+    backend_.close(ignored);
+    backend_buf_.clear();
+    scram_.reset();
+    scram_verified_ = false;
+    credential_sent_ = false;
+    backend_auth_.clear();
+    backend_key_.reset();
+    key_at_ = 0;
+    in_hot_standby_.reset();
+    default_read_only_.reset();
   }
 
   // ---- the start-up deadline (TLS handshake + StartupMessage + backend start-up) ----
@@ -268,8 +321,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                                const std::string& message, std::string detail,
                                std::string_view hint = {}) {
     set_outcome(Result::rejected, why, detail.empty() ? message : std::move(detail));
-    // A cancel connection gets no answer, as from PostgreSQL.
-    if (cancelling_) co_return false;
+    // A cancel connection gets no answer, as from PostgreSQL; a failure on a backend host that is
+    // not the last to try is only logged.
+    if (cancelling_ || more_hosts_) co_return false;
     co_await write_client(protocol::error_response({.severity = "FATAL",
                                                     .sqlstate = sqlstate,
                                                     .message = message,
@@ -374,6 +428,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     }
     snap_ = target->snapshot;
     backend_name_ = endpoint_text(target->backend);
+    backend_host_ = {target->host, target->backend.port()};
     const auto& backend = snap_->config.backend;
     asio::steady_timer timer(client_.get_executor(), backend.connect_timeout);
     auto result = co_await (backend_.async_connect(target->backend, use_tuple) ||
@@ -624,21 +679,20 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   asio::awaitable<bool> connect_backend() {
     using namespace asio::experimental::awaitable_operators;
     const auto& backend = snap_->config.backend;
-    backend_name_ = backend.host + ":" + std::to_string(backend.port);
+    const auto& [host, port] = backend_host_;
+    backend_name_ = host + ":" + std::to_string(port);
     backend_started_ = std::chrono::steady_clock::now();
 
     std::vector<tcp::endpoint> endpoints;
     error_code ec;
-    const auto address = asio::ip::make_address(backend.host, ec);
+    const auto address = asio::ip::make_address(host, ec);
     if (!ec) {
-      endpoints.emplace_back(address, backend.port);
+      endpoints.emplace_back(address, port);
     } else {
       tcp::resolver resolver(client_.get_executor());
-      auto [rec, results] =
-          co_await resolver.async_resolve(backend.host, std::to_string(backend.port), use_tuple);
+      auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
       if (rec) {
-        co_return co_await backend_unavailable("cannot resolve " + backend.host + ": " +
-                                               rec.message());
+        co_return co_await backend_unavailable("cannot resolve " + host + ": " + rec.message());
       }
       for (const auto& r : results)
         endpoints.push_back(r.endpoint());
@@ -702,9 +756,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       co_return co_await backend_protocol_error("received unencrypted data after SSL response");
     }
     backend_tls_.emplace(backend_, *snap_->backend_tls);
-    if (!auth::configure_backend_ssl(backend_tls_->native_handle(), backend.tls, backend.host)) {
+    if (!auth::configure_backend_ssl(backend_tls_->native_handle(), backend.tls,
+                                     backend_host_.host)) {
       co_return co_await backend_unavailable(
-          "cannot set up TLS for host " + backend.host + ": " + auth::openssl_error_text(),
+          "cannot set up TLS for host " + backend_host_.host + ": " + auth::openssl_error_text(),
           reason::kBackendTlsFailed);
     }
     std::tie(ec) =
@@ -737,6 +792,19 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   asio::awaitable<std::tuple<error_code, std::size_t>> read_backend_some(asio::mutable_buffer b) {
     if (backend_tls_) co_return co_await backend_tls_->async_read_some(b, use_tuple);
     co_return co_await backend_.async_read_some(b, use_tuple);
+  }
+
+  // Remembers the ParameterStatus values target_session_attrs looks at.
+  void note_parameter(const protocol::Message& msg) {
+    const std::string_view payload(reinterpret_cast<const char*>(msg.payload.data()),
+                                   msg.payload.size());
+    const auto nul = payload.find('\0');
+    if (nul == std::string_view::npos) return;
+    const auto name = payload.substr(0, nul);
+    auto value = payload.substr(nul + 1);
+    value = value.substr(0, value.find('\0'));
+    if (name == "in_hot_standby") in_hot_standby_ = value == "on";
+    if (name == "default_transaction_read_only") default_read_only_ = value == "on";
   }
 
   // Sends our StartupMessage and forwards the backend's answer up to ReadyForQuery.
@@ -809,7 +877,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           to_client.insert(to_client.end(), raw, raw + msg.size);
           set_outcome(Result::rejected, reason::kBackendError,
                       "backend refused: " + fields['C'] + " " + fields['M']);
-          co_await write_client(to_client);
+          if (!more_hosts_) co_await write_client(to_client);
           co_return false;
         }
         case protocol::backend_type::kBackendKeyData: {
@@ -820,16 +888,27 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           break;
         }
         case protocol::backend_type::kParameterStatus:
+          note_parameter(msg);
+          to_client.insert(to_client.end(), raw, raw + msg.size);
+          break;
         case protocol::backend_type::kNoticeResponse:
         case protocol::backend_type::kNegotiateProtocolVersion:
           to_client.insert(to_client.end(), raw, raw + msg.size);
           break;
         case protocol::backend_type::kReadyForQuery: {
+          const std::string mismatch =
+              session_attrs_mismatch(wanted_attrs_, in_hot_standby_, default_read_only_);
+          if (!mismatch.empty()) {
+            co_await write_backend(protocol::terminate_message());
+            co_return co_await backend_unavailable(
+                "target_session_attrs=" + std::string(config::to_string(wanted_attrs_)) + " and " +
+                mismatch);
+          }
           if (backend_key_) {
             error_code ec;
-            cancel_key_ =
-                runtime_.cancel.add({backend_.remote_endpoint(ec), backend_key_->first,
-                                     backend_key_->second, backend_tls_.has_value(), snap_, id_});
+            cancel_key_ = runtime_.cancel.add({backend_.remote_endpoint(ec), backend_host_.host,
+                                               backend_key_->first, backend_key_->second,
+                                               backend_tls_.has_value(), snap_, id_});
             const auto ours = protocol::backend_key_data(cancel_key_->pid, cancel_key_->secret);
             to_client.insert(to_client.begin() + static_cast<std::ptrdiff_t>(key_at_), ours.begin(),
                              ours.end());
@@ -878,7 +957,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       if (!final_message) co_return co_await backend_auth_failed(scram_->error());
       reply = protocol::sasl_response(*final_message);
     } else if (code == ac::kCleartextPassword || code == ac::kMD5Password || code == ac::kSASL) {
-      auto credential = co_await snap_->credentials->password_for(role_, startup_.database());
+      auto credential = co_await snap_->credentials->password_for(
+          role_, startup_.database(), backend_host_.host, backend_host_.port);
       const auto& password = credential.password;
       if (!password) {
         co_return co_await backend_auth_failed(
@@ -1225,6 +1305,13 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   std::size_t key_at_ = 0;
   std::optional<CancelKey> cancel_key_;
   bool cancelling_ = false;  // this connection is a CancelRequest
+  // The backend host being tried, whether others remain after it, what it must be, and what it
+  // reported about itself.
+  config::BackendHost backend_host_;
+  bool more_hosts_ = false;
+  config::TargetSessionAttrs wanted_attrs_ = config::TargetSessionAttrs::any;
+  std::optional<bool> in_hot_standby_;
+  std::optional<bool> default_read_only_;
   bool handshaking_ = true;  // counted in Runtime::handshaking
   std::optional<asio::ip::address> peer_address_;
   SessionLimits::Ticket limit_ticket_;  // a slot under limits: while admitted

@@ -1,6 +1,6 @@
-// Connection limits with real PostgreSQL and libpq: global, per role and per certificate identity
-// (FATAL 53300 in PostgreSQL's words, released when a session ends), the per-address block after
-// repeated failed handshakes, and the cap on connections still handshaking.
+// Connection limits and backend host lists with real PostgreSQL and libpq: global, per role and per
+// certificate identity (FATAL 53300 in PostgreSQL's words, released when a session ends), the
+// per-address block after repeated failed handshakes, and the cap on connections still handshaking.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -154,6 +154,95 @@ TEST_F(LimitsTest, ConnectionsBeyondMaxHandshakesAreClosedAtOnce) {
   while (!ok && std::chrono::steady_clock::now() < deadline)
     ok = connect("alice", "alice").ok();
   EXPECT_TRUE(ok);
+}
+
+// ---- backend host lists and target_session_attrs
+
+class HostListTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = std::make_unique<TestPki>(0);
+    writable_ = std::make_unique<PostgresServer>();
+    PostgresOptions read_only;
+    read_only.settings = {"default_transaction_read_only=on"};
+    read_only_ = std::make_unique<PostgresServer>(read_only);
+    for (auto* pg : {writable_.get(), read_only_.get()})
+      pg->exec("BEGIN READ WRITE; CREATE ROLE alice LOGIN; COMMIT;");
+  }
+  static void TearDownTestSuite() {
+    read_only_.reset();
+    writable_.reset();
+    pki_.reset();
+  }
+  void TearDown() override {
+    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
+    proxy_.reset();
+  }
+
+  // pgmtls with `backends.default.host/port` = the given list and target_session_attrs.
+  void start(const std::vector<std::uint16_t>& ports, const std::string& attrs) {
+    ProxyConfig c = base_proxy_config(*pki_, 0);
+    std::string yaml = c.to_yaml();
+    std::string hosts, port_list;
+    for (auto p : ports) {
+      hosts += std::string(hosts.empty() ? "" : ",") + "127.0.0.1";
+      port_list += (port_list.empty() ? "" : ",") + std::to_string(p);
+    }
+    const auto at = yaml.find("    host: ");
+    yaml.replace(at, yaml.find("    connect_timeout:") - at,
+                 "    host: \"" + hosts + "\"\n    port: \"" + port_list +
+                     "\"\n    target_session_attrs: " + attrs + "\n");
+    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/hosts.yaml", yaml);
+  }
+  // The backend port the session landed on, from PostgreSQL itself; or the error.
+  std::string landed() {
+    ConnectResult r = pg_connect(
+        tls_conninfo(proxy_->port(), pki_->root_ca_file(), &pki_->client("alice"), "alice"));
+    if (!r.ok()) return "error: " + r.error;
+    return query(r.conn.get(), "SELECT current_setting('port')").value.value_or("");
+  }
+  static inline std::unique_ptr<TestPki> pki_;
+  static inline std::unique_ptr<PostgresServer> writable_, read_only_;
+  std::unique_ptr<PgmtlsProcess> proxy_;
+};
+
+TEST_F(HostListTest, AHostThatIsDownIsSkipped) {
+  start({1, writable_->port()}, "any");  // nothing listens on port 1
+  EXPECT_EQ(landed(), std::to_string(writable_->port()));
+  EXPECT_TRUE(proxy_->wait_for_log(
+      {"result=ok", "backend=127.0.0.1:" + std::to_string(writable_->port())}, kLogTimeout));
+}
+
+TEST_F(HostListTest, TargetSessionAttrsChoosesTheServer) {
+  const auto ro = read_only_->port(), rw = writable_->port();
+  start({ro, rw}, "any");
+  EXPECT_EQ(landed(), std::to_string(ro));
+  proxy_.reset();
+  start({ro, rw}, "read-write");
+  EXPECT_EQ(landed(), std::to_string(rw));
+  proxy_.reset();
+  start({rw, ro}, "read-only");
+  EXPECT_EQ(landed(), std::to_string(ro));
+  proxy_.reset();
+  start({ro, rw}, "primary");  // neither is a standby
+  EXPECT_EQ(landed(), std::to_string(ro));
+}
+
+TEST_F(HostListTest, NoMatchingServerIsAClearFatalErrorNamingEveryHost) {
+  const auto ro = read_only_->port();
+  start({1, ro}, "read-write");
+  const std::string r = landed();
+  EXPECT_THAT(r, HasSubstr("error: "));
+  EXPECT_THAT(r, HasSubstr("could not connect to the database server"));
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=backend_unavailable", "no usable backend host",
+                                    "127.0.0.1:1: connect to 127.0.0.1:1",
+                                    "target_session_attrs=read-write and its transactions are "
+                                    "read-only"},
+                                   kLogTimeout));
+  // A standby is wanted and there is none.
+  proxy_.reset();
+  start({writable_->port()}, "standby");
+  EXPECT_THAT(landed(), HasSubstr("could not connect"));
 }
 
 }  // namespace

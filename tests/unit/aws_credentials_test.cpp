@@ -240,6 +240,19 @@ TEST(AwsStsXml, ErrorResponsesGiveCodeAndMessage) {
   EXPECT_EQ(error, "InvalidIdentityToken: No OpenIDConnect provider found & more");
 }
 
+TEST(AwsStsXml, AnErrorResponseWithAnEmptyCodeStillGivesAnError) {
+  // An empty <Code> gave an empty error (found by tests/fuzz/aws_fuzz.cpp), logged as "... returned
+  // HTTP 400 ()".
+  std::string error;
+  EXPECT_FALSE(
+      parse_sts_credentials("<ErrorResponse><Error><Code></Code></Error></ErrorResponse>", error));
+  EXPECT_EQ(error, "unknown error");
+  EXPECT_FALSE(parse_sts_credentials(
+      "<ErrorResponse><Error><Code></Code><Message>Rate exceeded</Message></Error></ErrorResponse>",
+      error));
+  EXPECT_EQ(error, "unknown error: Rate exceeded");
+}
+
 TEST(AwsStsXml, MalformedResponsesAreErrors) {
   const std::string good = kStsResponse;
   auto without = [&](const std::string& from, const std::string& to) {
@@ -289,6 +302,21 @@ TEST(AwsIso8601, FormsAwsWrites) {
         "2030-01-01T00:00:00.1234567890Z"}) {
     EXPECT_FALSE(parse_iso8601(bad)) << bad;
   }
+}
+
+TEST(AwsIso8601, TimesTheClockCannotHoldAreErrorsNotOverflows) {
+  // The sum is in 64-bit nanoseconds (1677-09-21 to 2262-04-11): beyond, it overflowed (UBSan:
+  // signed integer overflow; found by tests/fuzz/aws_fuzz.cpp). "9999-12-31" is what a server
+  // might write for credentials that never expire.
+  for (const char* far :
+       {"9999-12-31T23:59:59Z", "2262-04-11T23:47:16Z", "2263-01-01T00:00:00Z",
+        "1677-09-21T00:12:44Z", "0000-01-01T00:00:00Z", "6024-02-29T23:59:59.999999998-11:30"}) {
+    EXPECT_FALSE(parse_iso8601(far)) << far;
+  }
+  EXPECT_EQ(parse_iso8601("2262-04-11T23:47:15.999999999Z"),
+            system_clock::time_point(std::chrono::nanoseconds(9223372035999999999)));
+  EXPECT_EQ(parse_iso8601("1677-09-21T00:12:45Z"),
+            system_clock::time_point(std::chrono::seconds(-9223372035)));
 }
 
 // ---- The chain, with a fake HTTP client

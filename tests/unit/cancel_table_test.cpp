@@ -69,8 +69,7 @@ TEST(CancelTable, ThreadsAddFindAndRemoveConcurrently) {
       for (int i = 0; i < 2000; ++i) {
         const CancelKey key = table.add(target(static_cast<std::uint64_t>(t) * 10000 + i));
         auto found = table.find(key);
-        if (!found || found->session_id != static_cast<std::uint64_t>(t) * 10000 + i)
-          ++mismatches;
+        if (!found || found->session_id != static_cast<std::uint64_t>(t) * 10000 + i) ++mismatches;
         table.remove(key);
       }
     });

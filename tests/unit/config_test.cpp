@@ -395,11 +395,52 @@ TEST(ConfigText, CancelPeersAndLifecycleSettings) {
       {"idle_timeout: -1s\n", "idle_timeout must be a duration"},
       {"log:\n  format: xml\n", "log.format must be text or json"},
       {"admin:\n  listen: nowhere\n", "invalid admin.listen address"},
+      {"limits:\n  max_handshakes: 0\n", "limits.max_handshakes must be a whole number from 1"},
+      {"limits:\n  failed_handshakes: { max: 3, window: never }\n",
+       "limits.failed_handshakes.window must be a positive duration"},
+      {"tcp_keepalives:\n  count: 0\n", "tcp_keepalives.count must be a whole number from 1"},
   };
   for (const auto& [yaml, message] : bad) {
     const auto r = load_config_text(base + yaml, "t.yaml", dir);
     EXPECT_FALSE(r.ok()) << yaml;
     EXPECT_NE(all_errors(r).find(message), std::string::npos) << yaml << "\n" << all_errors(r);
+  }
+}
+
+TEST(ConfigText, BackendHostLists) {
+  const auto base = std::string(
+      "listen: 127.0.0.1:1\n"
+      "tls:\n"
+      "  cert_file: ../pki/server.crt\n"
+      "  key_file: ../pki/server.key\n"
+      "  ca_file: ../pki/ca.crt\n"
+      "backends:\n"
+      "  default:\n");
+  const std::string dir = kConfigDir + "/valid";
+  const auto pairs = load_config_text(
+      base +
+          "    host: \"a, b,c\"\n    port: \"5432,5433, 5434\"\n    target_session_attrs: "
+          "read-write\n",
+      "t.yaml", dir);
+  ASSERT_TRUE(pairs.ok()) << all_errors(pairs);
+  const auto& b = pairs.config->backend;
+  ASSERT_EQ(b.hosts.size(), 3u);
+  EXPECT_EQ(b.hosts[1].host, "b");
+  EXPECT_EQ(b.hosts[2].port, 5434);
+  EXPECT_EQ(b.host, "a");
+  EXPECT_EQ(b.port, 5432);
+  EXPECT_EQ(b.target_session_attrs, TargetSessionAttrs::read_write);
+  const auto one_port = load_config_text(base + "    host: a,b\n    port: 6000\n", "t.yaml", dir);
+  ASSERT_TRUE(one_port.ok()) << all_errors(one_port);
+  EXPECT_EQ(one_port.config->backend.hosts[1].port, 6000);
+  for (const auto& [yaml, message] : std::vector<std::pair<std::string, std::string>>{
+           {"    host: a,b,c\n    port: \"1,2\"\n", "lists 2 ports for 3 hosts"},
+           {"    host: \"a,,b\"\n", "has an empty entry"},
+           {"    host: a\n    port: \"1,x\"\n", "must be a port number"},
+           {"    host: a\n    target_session_attrs: master\n", "must be any, read-write"}}) {
+    const auto r = load_config_text(base + yaml, "t.yaml", dir);
+    EXPECT_FALSE(r.ok()) << yaml;
+    EXPECT_NE(all_errors(r).find(message), std::string::npos) << all_errors(r);
   }
 }
 

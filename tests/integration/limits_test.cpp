@@ -4,8 +4,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -154,6 +157,67 @@ TEST_F(LimitsTest, ConnectionsBeyondMaxHandshakesAreClosedAtOnce) {
   while (!ok && std::chrono::steady_clock::now() < deadline)
     ok = connect("alice", "alice").ok();
   EXPECT_TRUE(ok);
+}
+
+// ---- TCP keepalives
+
+// The kernel's view of a TCP socket: its keepalive timer is armed ("tr" 2 in /proc/net/tcp).
+// `local` / `remote`: the socket's own and its peer's port on 127.0.0.1 (0: any).
+std::vector<int> timers_of(std::uint16_t local, std::uint16_t remote) {
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<int> timers;
+  while (std::getline(in, line)) {
+    std::istringstream row(line);
+    std::string sl, local_addr, remote_addr, state, queues, timer;
+    row >> sl >> local_addr >> remote_addr >> state >> queues >> timer;
+    if (state != "01") continue;  // ESTABLISHED
+    auto port_of = [](const std::string& a) {
+      return static_cast<std::uint16_t>(std::stoul(a.substr(a.find(':') + 1), nullptr, 16));
+    };
+    if ((local == 0 || port_of(local_addr) == local) &&
+        (remote == 0 || port_of(remote_addr) == remote)) {
+      timers.push_back(std::stoi(timer.substr(0, timer.find(':')), nullptr, 16));
+    }
+  }
+  return timers;
+}
+
+// The timers once no data is in flight (timer 1, retransmission, passes within milliseconds on
+// loopback); bounded.
+std::vector<int> settled_timers(std::uint16_t local, std::uint16_t remote) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    auto timers = timers_of(local, remote);
+    if (std::find(timers.begin(), timers.end(), 1) == timers.end() ||
+        std::chrono::steady_clock::now() > deadline) {
+      return timers;
+    }
+  }
+}
+
+TEST_F(LimitsTest, KeepalivesAreArmedOnClientAndBackendSockets) {
+  start("  per_role: 100\n");  // defaults: tcp_keepalives idle 60s
+  ConnectResult c = connect("alice", "alice");
+  ASSERT_TRUE(c.ok()) << c.error;
+  // pgmtls's side of the client connection, and its connection to PostgreSQL.
+  EXPECT_EQ(settled_timers(proxy_->port(), 0), std::vector<int>{2});
+  const auto backend = settled_timers(0, postgres_->port());
+  ASSERT_FALSE(backend.empty());
+  for (int t : backend)
+    EXPECT_EQ(t, 2);
+}
+
+TEST_F(LimitsTest, KeepalivesCanBeTurnedOff) {
+  ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
+  c.map = "m";
+  c.maps_yaml = "  m:\n    - { identity: alice, role: alice }\n";
+  c.extra_yaml = "tcp_keepalives:\n  idle: 0\n";
+  proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/nokeepalive.yaml", c.to_yaml());
+  ConnectResult conn = connect("alice", "alice");
+  ASSERT_TRUE(conn.ok()) << conn.error;
+  EXPECT_EQ(settled_timers(proxy_->port(), 0), std::vector<int>{0});
 }
 
 // ---- backend host lists and target_session_attrs

@@ -328,16 +328,18 @@ TEST(ConfigText, ZeroDurationIsRefused) {
       << all_errors(r);
 }
 
+// The smallest config that loads (from tests/data/config/valid), up to the backend's settings.
+constexpr const char* kMinimalUpToBackend =
+    "listen: 127.0.0.1:1\n"
+    "tls:\n"
+    "  cert_file: ../pki/server.crt\n"
+    "  key_file: ../pki/server.key\n"
+    "  ca_file: ../pki/ca.crt\n"
+    "backends:\n"
+    "  default:\n";
+
 TEST(ConfigText, BackendPortRange) {
-  const auto base = std::string(
-      "listen: 127.0.0.1:1\n"
-      "tls:\n"
-      "  cert_file: ../pki/server.crt\n"
-      "  key_file: ../pki/server.key\n"
-      "  ca_file: ../pki/ca.crt\n"
-      "backends:\n"
-      "  default:\n"
-      "    host: h\n");
+  const auto base = std::string(kMinimalUpToBackend) + "    host: h\n";
   const auto ok = load_config_text(base + "    port: 65535\n", "t.yaml", kConfigDir + "/valid");
   ASSERT_TRUE(ok.ok()) << all_errors(ok);
   EXPECT_EQ(ok.config->backend.port, 65535);
@@ -350,14 +352,7 @@ TEST(ConfigText, BackendPortRange) {
 }
 
 TEST(ConfigText, CancelPeersAndLifecycleSettings) {
-  const auto base = std::string(
-      "listen: 127.0.0.1:1\n"
-      "tls:\n"
-      "  cert_file: ../pki/server.crt\n"
-      "  key_file: ../pki/server.key\n"
-      "  ca_file: ../pki/ca.crt\n"
-      "backends:\n"
-      "  default: { host: h }\n");
+  const auto base = std::string(kMinimalUpToBackend) + "    host: h\n";
   const std::string dir = kConfigDir + "/valid";
   const std::string secret = ::testing::TempDir() + "/pgmtls-peer-secret";
   {
@@ -408,14 +403,7 @@ TEST(ConfigText, CancelPeersAndLifecycleSettings) {
 }
 
 TEST(ConfigText, BackendHostLists) {
-  const auto base = std::string(
-      "listen: 127.0.0.1:1\n"
-      "tls:\n"
-      "  cert_file: ../pki/server.crt\n"
-      "  key_file: ../pki/server.key\n"
-      "  ca_file: ../pki/ca.crt\n"
-      "backends:\n"
-      "  default:\n");
+  const auto base = std::string(kMinimalUpToBackend);
   const std::string dir = kConfigDir + "/valid";
   const auto pairs = load_config_text(
       base +

@@ -741,7 +741,8 @@ std::optional<std::map<std::string, std::string>> parse_flat_json_object(std::st
 std::optional<Credentials> parse_sts_credentials(std::string_view xml, std::string& error) {
   if (xml.find("<ErrorResponse") != std::string_view::npos) {
     std::string ignored;
-    const std::string code = xml_element(xml, "Code", ignored).value_or("unknown error");
+    std::string code = xml_element(xml, "Code", ignored).value_or("");
+    if (code.empty()) code = "unknown error";  // "<Code></Code>" too: the error is never empty
     const std::string message = xml_element(xml, "Message", ignored).value_or("");
     error = printable(code, 64) + (message.empty() ? "" : ": " + printable(message));
     return std::nullopt;
@@ -818,8 +819,14 @@ std::optional<system_clock::time_point> parse_iso8601(std::string_view s) {
   }
   const std::int64_t days =
       days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  const auto since_epoch =
-      std::chrono::seconds(days * 86400 + hour * 3600 + minute * 60 + second) - offset + fraction;
+  const auto whole =
+      std::chrono::seconds(days * 86400 + hour * 3600 + minute * 60 + second) - offset;
+  // The sum below is in 64-bit nanoseconds, about 292 years either side of 1970: a time outside
+  // (say 9999-12-31T23:59:59Z for "never expires") would overflow, so it is no time at all.
+  constexpr auto kLimit =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::nanoseconds::max());
+  if (whole >= kLimit || whole <= -kLimit) return std::nullopt;
+  const auto since_epoch = whole + fraction;
   return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(since_epoch));
 }
 

@@ -15,7 +15,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(initial_packet message conf_file hba_policy ident config scram passfile)
+  targets=(initial_packet message conf_file hba_policy ident config scram passfile aws)
 fi
 
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DPGMTLS_FUZZ=ON \

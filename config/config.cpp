@@ -1006,18 +1006,32 @@ class Loader {
   }
 
   void load_admin(const YAML::Node& node, AdminConfig& admin) {
-    walk(node, "admin", {{"listen", [&](const YAML::Node& n) {
-                            auto v = scalar(n, "admin.listen");
-                            if (!v) return;
-                            std::string why;
-                            auto addr = parse_listen_address(*v, why);
-                            if (!addr) {
-                              error(n, "invalid admin.listen address \"" + *v + "\": " + why);
-                              return;
-                            }
-                            addr->where = loc(n);
-                            admin.listen = *addr;
-                          }}});
+    walk(node, "admin",
+         {{"listen",
+           [&](const YAML::Node& n) {
+             auto v = scalar(n, "admin.listen");
+             if (!v) return;
+             std::string why;
+             auto addr = parse_listen_address(*v, why);
+             if (!addr) {
+               error(n, "invalid admin.listen address \"" + *v + "\": " + why);
+               return;
+             }
+             addr->where = loc(n);
+             admin.listen = *addr;
+           }},
+          {"tls", [&](const YAML::Node& n) {
+             walk(n, "admin.tls",
+                  {{"cert_file",
+                    [&](const YAML::Node& v) { path(v, "admin.tls.cert_file", admin.cert_file); }},
+                   {"key_file",
+                    [&](const YAML::Node& v) { path(v, "admin.tls.key_file", admin.key_file); }},
+                   {"ca_file",
+                    [&](const YAML::Node& v) { path(v, "admin.tls.ca_file", admin.ca_file); }}});
+             if (n.IsMap() && (admin.cert_file.empty() || admin.key_file.empty())) {
+               error(n, "admin.tls needs cert_file and key_file");
+             }
+           }}});
   }
 
   void load_log(const YAML::Node& node, LogConfig& log) {

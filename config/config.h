@@ -159,6 +159,11 @@ struct CancelConfig {
 // The admin HTTP endpoint (probes, sessions, reload). Off unless listen is set.
 struct AdminConfig {
   std::optional<ListenAddress> listen;
+  // HTTPS instead of HTTP when cert_file and key_file are set; with ca_file, clients must present
+  // a certificate it verifies (Prometheus' tls_config cert_file/key_file).
+  PathSetting cert_file;
+  PathSetting key_file;
+  PathSetting ca_file;
 };
 
 struct LogConfig {

@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -14,6 +15,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <ctime>
 
 #include "proxy/logging.h"
@@ -90,6 +92,7 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
   asio::io_context& io;
   Hooks hooks;
   tcp::acceptor acceptor;
+  std::optional<asio::ssl::context> tls;  // admin.tls: HTTPS
 
   asio::awaitable<void> accept_loop() {
     auto self = shared_from_this();
@@ -109,15 +112,33 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
   asio::awaitable<void> serve(tcp::socket socket) {
     auto self = shared_from_this();
     beast::tcp_stream stream(std::move(socket));
+    if (!tls) {
+      co_await serve_requests(stream);
+      beast::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> secure(std::move(stream), *tls);
+    beast::get_lowest_layer(secure).expires_after(kRequestTimeout);
+    auto [ec] = co_await secure.async_handshake(asio::ssl::stream_base::server, use_tuple);
+    if (ec) co_return;  // no certificate, a wrong one, or not TLS at all
+    co_await serve_requests(secure);
+    beast::get_lowest_layer(secure).expires_after(kRequestTimeout);
+    co_await secure.async_shutdown(use_tuple);
+  }
+
+  template <typename Stream>
+  asio::awaitable<void> serve_requests(Stream& stream) {
     beast::flat_buffer buffer;
     for (int i = 0; i < kRequestsPerConnection; ++i) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(kMaxBody);
       parser.header_limit(kMaxHeader);
-      stream.expires_after(kRequestTimeout);
+      beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
       if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-          ec == asio::error::eof || ec == asio::error::connection_reset) {
+          ec == asio::error::eof || ec == asio::error::connection_reset ||
+          ec == asio::ssl::error::stream_truncated) {
         break;
       }
       Response res;
@@ -131,12 +152,10 @@ struct AdminServer::State : std::enable_shared_from_this<State> {
       }
       res.keep_alive(keep_alive);
       res.prepare_payload();
-      stream.expires_after(kRequestTimeout);
+      beast::get_lowest_layer(stream).expires_after(kRequestTimeout);
       auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
       if (wec || !keep_alive) break;
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   asio::awaitable<Response> handle(const Request& req) {
@@ -221,6 +240,26 @@ AdminServer::AdminServer(asio::io_context& io, Hooks hooks)
 
 AdminServer::~AdminServer() {
   stop();
+}
+
+bool AdminServer::use_tls(const config::AdminConfig& admin, std::string& error) {
+  auto& ctx = state_->tls.emplace(asio::ssl::context::tls_server);
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1);
+  beast::error_code ec;
+  ctx.use_certificate_chain_file(admin.cert_file.path, ec);
+  if (!ec) ctx.use_private_key_file(admin.key_file.path, asio::ssl::context::pem, ec);
+  if (!ec && !admin.ca_file.empty()) {
+    ctx.load_verify_file(admin.ca_file.path, ec);
+    ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
+  if (ec) {
+    error = "admin.tls: " + ec.message();
+    state_->tls.reset();
+    return false;
+  }
+  return true;
 }
 
 bool AdminServer::bind(const config::ListenAddress& address, std::string& error) {

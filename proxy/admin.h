@@ -1,5 +1,6 @@
 // The admin HTTP endpoint (admin.listen): health and readiness probes, live sessions, reload.
-// HTTP/1.1 with Boost.Beast on the main thread's io_context, away from the workers' data path.
+// HTTP/1.1 (or HTTPS with admin.tls, optionally requiring client certificates) with Boost.Beast on
+// the main thread's io_context, away from the workers' data path.
 //
 //   GET  /metrics   Prometheus text exposition (proxy/metrics.h)
 //   GET  /healthz   200 "ok" while the process runs
@@ -45,6 +46,8 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
+  // HTTPS with admin.tls (before start); false with the reason if the files do not load.
+  bool use_tls(const config::AdminConfig& admin, std::string& error);
   bool bind(const config::ListenAddress& address, std::string& error);
   std::string local_address() const;
   void start();

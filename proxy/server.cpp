@@ -136,6 +136,8 @@ bool Server::bind(std::string& error) {
       return render_metrics(workers, runtime_.live.load(), *snapshot_.load());
     };
     admin_ = std::make_unique<AdminServer>(main_io_, std::move(hooks));
+    const auto& admin_config = snapshot_.load()->config.admin;
+    if (!admin_config.cert_file.empty() && !admin_->use_tls(admin_config, error)) return false;
     if (!admin_->bind(*admin, error)) return false;
   }
   return true;
@@ -403,7 +405,8 @@ int Server::run() {
 
   if (admin_) {
     admin_->start();
-    spdlog::info("admin endpoint on http://{}", admin_->local_address());
+    const bool https = !snapshot_.load()->config.admin.cert_file.empty();
+    spdlog::info("admin endpoint on {}://{}", https ? "https" : "http", admin_->local_address());
   }
   ready_ = true;
   for (auto& w : workers_) {

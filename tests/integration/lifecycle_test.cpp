@@ -401,6 +401,29 @@ TEST_F(AdminTest, ReadinessTurnsOffWhileDraining) {
   EXPECT_EQ(proxy_->wait_for_exit(10s), 0);
 }
 
+TEST_F(AdminTest, HttpsWithAndWithoutClientCertificates) {
+  ProxyConfig c = config();
+  c.extra_yaml = "admin:\n  listen: 127.0.0.1:0\n  tls:\n    cert_file: " + c.cert_file +
+                 "\n    key_file: " + c.key_file + "\n";
+  start(c);
+  ASSERT_TRUE(proxy_->wait_for_log({"admin endpoint on https://"}, kLogTimeout));
+  admin_ = admin_address(*proxy_);
+  const auto ok = admin_request(admin_, "GET", "/healthz", pki_->root_ca_file());
+  EXPECT_EQ(ok.status, 200) << ok.error;
+  // Plain HTTP to the HTTPS endpoint gets no HTTP answer.
+  EXPECT_EQ(get("/healthz").status, 0);
+  EXPECT_EQ(admin_request(admin_, "GET", "/healthz", pki_->root_ca_file()).status, 200);
+  proxy_.reset();
+
+  // With ca_file, a client without a certificate is refused in the handshake.
+  c.extra_yaml += "    ca_file: " + pki_->root_ca_file() + "\n";
+  start(c);
+  admin_ = admin_address(*proxy_);
+  const auto refused = admin_request(admin_, "GET", "/healthz", pki_->root_ca_file());
+  EXPECT_EQ(refused.status, 0);
+  EXPECT_FALSE(refused.error.empty());
+}
+
 // ---- idle_timeout and on_expiry
 
 TEST_F(LifecycleTest, IdleTimeoutEndsIdleSessionsOnly) {

@@ -260,6 +260,18 @@ TEST_F(CancelTest, AWrongSecretCancelsNothingAndACancelInsideTlsDoes) {
   EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_forwarded"}, kLogTimeout, mark));
 }
 
+TEST_F(CancelTest, AnEndedSessionsKeyCancelsNothing) {
+  start("disable");
+  auto client =
+      std::make_unique<RawTlsClient>(proxy_->port(), pki_->root_ca_file(), &pki_->client("alice"));
+  const auto [pid, secret] = client->start("alice");
+  client.reset();
+  ASSERT_TRUE(proxy_->wait_for_log({"connection id=", "user=alice", "result=ok"}, kLogTimeout));
+  const std::size_t mark = proxy_->log_mark();
+  cancel_plaintext(proxy_->port(), pid, secret);
+  EXPECT_TRUE(proxy_->wait_for_log({"reason=cancel_unknown"}, kLogTimeout, mark));
+}
+
 TEST_F(CancelTest, ASessionWithATlsBackendIsCancelledOverTls) {
   start("verify-full");
   PgConn conn = connect();

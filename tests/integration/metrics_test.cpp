@@ -229,6 +229,19 @@ TEST(MetricsReasonsTest, TimeoutsRulesAndBackendFailuresAreCountedByReason) {
     EXPECT_EQ(scrape_reason(*proxy, "error", "backend_auth_failed"), 1.0);
   }
   {
+    // limits: the second session of one certificate is refused with 53300.
+    ProxyConfig c = base_proxy_config(pki, postgres.port());
+    c.extra_yaml = "limits:\n  per_identity: 1\n";
+    ::setenv("PGMTLS_METRICS_PW", "right", 1);
+    auto proxy = start(c, "limit", "    auth: { password_env: PGMTLS_METRICS_PW }\n");
+    ::unsetenv("PGMTLS_METRICS_PW");
+    ConnectResult first = connect(*proxy);
+    ASSERT_TRUE(first.ok()) << first.error;
+    EXPECT_THAT(connect(*proxy).error, HasSubstr("53300"));
+    ASSERT_TRUE(proxy->wait_for_log({"reason=too_many_connections"}, kLogTimeout));
+    EXPECT_EQ(scrape_reason(*proxy, "rejected", "too_many_connections"), 1.0);
+  }
+  {
     // A port that was just bound and is closed now: nothing listens there.
     std::uint16_t closed = 0;
     {

@@ -711,6 +711,7 @@ class Loader {
         error(port_node ? *port_node : entry.second,
               prefix + ".port lists " + std::to_string(ports.size()) + " ports for " +
                   std::to_string(host_names.size()) + " hosts (give one port, or one per host)");
+        return;
       }
       for (std::size_t i = 0; i < host_names.size(); ++i)
         backend.hosts.push_back({host_names[i], ports.size() == 1 ? ports[0] : ports[i]});

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -35,6 +36,13 @@ std::string read_file(const std::string& path) {
   std::stringstream buf;
   buf << in.rdbuf();
   return buf.str();
+}
+
+// A big-endian 32-bit value at any address (network bytes are not aligned).
+std::uint32_t be32_at(const char* p) {
+  std::uint32_t v = 0;
+  std::memcpy(&v, p, sizeof v);
+  return ntohl(v);
 }
 
 // A PostgreSQL client written out by hand over TLS, with a client certificate so that the test
@@ -85,7 +93,7 @@ class RawTlsClient {
   std::pair<char, std::string> read_message() {
     char header[5];
     if (!read_exact(header, 5)) return {0, {}};
-    const std::uint32_t length = ntohl(*reinterpret_cast<std::uint32_t*>(header + 1));
+    const std::uint32_t length = be32_at(header + 1);
     std::string payload(length - 4, '\0');
     if (!read_exact(payload.data(), payload.size())) return {0, {}};
     return {header[0], payload};
@@ -98,8 +106,7 @@ class RawTlsClient {
       auto [type, payload] = read_message();
       if (type == 0 || type == 'E') throw std::runtime_error("start-up failed");
       if (type == 'K') {
-        key = {ntohl(*reinterpret_cast<const std::uint32_t*>(payload.data())),
-               ntohl(*reinterpret_cast<const std::uint32_t*>(payload.data() + 4))};
+        key = {be32_at(payload.data()), be32_at(payload.data() + 4)};
       }
       if (type == 'Z') return key;
     }

@@ -429,16 +429,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     snap_ = target->snapshot;
     backend_name_ = endpoint_text(target->backend);
     backend_host_ = {target->host, target->backend.port()};
-    const auto& backend = snap_->config.backend;
-    asio::steady_timer timer(client_.get_executor(), backend.connect_timeout);
-    auto result = co_await (backend_.async_connect(target->backend, use_tuple) ||
-                            timer.async_wait(use_tuple));
-    error_code ec;
-    if (result.index() == 1) {
-      ec = asio::error::timed_out;
-    } else {
-      std::tie(ec) = std::get<0>(result);
-    }
+    error_code ec = co_await connect_backend_socket({target->backend});
     bool ok = !ec;
     if (ok && target->tls) ok = co_await negotiate_backend_tls();
     if (ok) {
@@ -470,14 +461,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     backend_name_ = where;
     error_code ec;
     const tcp::endpoint endpoint(asio::ip::make_address(peer.address.host, ec), peer.address.port);
-    asio::steady_timer timer(client_.get_executor(), snap_->config.backend.connect_timeout);
-    auto result =
-        co_await (backend_.async_connect(endpoint, use_tuple) || timer.async_wait(use_tuple));
-    if (result.index() == 1) {
-      ec = asio::error::timed_out;
-    } else {
-      std::tie(ec) = std::get<0>(result);
-    }
+    if (!ec) ec = co_await connect_backend_socket({endpoint});
     std::uint8_t answer = 0;
     if (!ec) {
       std::tie(ec, std::ignore) =
@@ -698,16 +682,13 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         endpoints.push_back(r.endpoint());
     }
 
-    asio::steady_timer timer(client_.get_executor(), backend.connect_timeout);
-    auto result = co_await (asio::async_connect(backend_, endpoints, use_tuple) ||
-                            timer.async_wait(use_tuple));
-    if (result.index() == 1) {
+    ec = co_await connect_backend_socket(endpoints);
+    if (ec == asio::error::timed_out) {
       if (deadline_expired_) co_return startup_io_failed({}, "the backend connection");
       co_return co_await backend_unavailable("connect to " + backend_name_ + " timed out after " +
                                              std::to_string(backend.connect_timeout.count()) +
                                              " ms");
     }
-    std::tie(ec, std::ignore) = std::get<0>(result);
     if (ec) {
       if (deadline_expired_) co_return startup_io_failed(ec, "the backend connection");
       co_return co_await backend_unavailable("connect to " + backend_name_ + ": " + ec.message());
@@ -716,6 +697,17 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     set_keepalives(backend_, snap_->config.tcp_keepalives);
     const bool ok = co_await negotiate_backend_tls();
     co_return ok;
+  }
+
+  // backend_ connected to the first of `endpoints` that answers, within the backend's
+  // connect_timeout (timed_out otherwise). Sessions, cancels and peer cancels all connect so.
+  asio::awaitable<error_code> connect_backend_socket(const std::vector<tcp::endpoint>& endpoints) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer timer(client_.get_executor(), snap_->config.backend.connect_timeout);
+    auto result = co_await (asio::async_connect(backend_, endpoints, use_tuple) ||
+                            timer.async_wait(use_tuple));
+    if (result.index() == 1) co_return asio::error::timed_out;
+    co_return std::get<0>(std::get<0>(result));
   }
 
   asio::awaitable<bool> backend_unavailable(std::string detail,

@@ -82,7 +82,8 @@ double sum(std::span<const WorkerMetrics* const> workers, Get get) {
 
 }  // namespace
 
-void WorkerHistogram::observe(std::chrono::steady_clock::duration d) {
+void WorkerHistogram::observe([[maybe_unused]] std::chrono::steady_clock::duration d) {
+#ifndef PGMTLS_NO_METRICS
   const double seconds = std::chrono::duration<double>(d).count();
   std::size_t i = 0;
   while (i < bounds_.size() && seconds > bounds_[i])
@@ -91,6 +92,7 @@ void WorkerHistogram::observe(std::chrono::steady_clock::duration d) {
   count_.add();
   sum_ns_.add(static_cast<std::uint64_t>(
       std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count())));
+#endif
 }
 
 void WorkerMetrics::count_outcome(Result result, std::string_view why) {

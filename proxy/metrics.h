@@ -24,10 +24,14 @@ struct Snapshot;
 // A counter with one writer (its worker) and any number of readers (the scrape).
 class WorkerCounter {
  public:
-  void add(std::uint64_t n = 1) {
+  void add([[maybe_unused]] std::uint64_t n = 1) {
+#ifndef PGMTLS_NO_METRICS  // bench/ only: what counting costs end to end
     value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+#endif
   }
-  std::uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+  std::uint64_t get() const {
+    return value_.load(std::memory_order_relaxed);
+  }
 
  private:
   std::atomic<std::uint64_t> value_{0};

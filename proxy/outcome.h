@@ -61,6 +61,7 @@ inline constexpr std::string_view kInvalidAuthorization = "28000";
 inline constexpr std::string_view kProtocolViolation = "08P01";
 inline constexpr std::string_view kConnectionFailure = "08006";
 inline constexpr std::string_view kAdminShutdown = "57P01";
+inline constexpr std::string_view kCannotConnectNow = "57P03";  // a backend's, never pgmtls's
 inline constexpr std::string_view kIdleSessionTimeout = "57P05";
 inline constexpr std::string_view kTooManyConnections = "53300";
 }  // namespace sqlstate

@@ -74,6 +74,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         client_(std::move(socket)),
         backend_(client_.get_executor()),
         deadline_(client_.get_executor()),
+        host_timer_(client_.get_executor()),
         idle_timer_(client_.get_executor()),
         expiry_timer_(client_.get_executor()),
         snap_(std::move(snapshot)),
@@ -101,6 +102,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       co_await relay();
     }
     close_sockets();
+    // The key cancels nothing once the end is logged: whoever saw that line (a test, an operator)
+    // must find it gone.
+    forget_cancel_key();
     log_outcome();
   }
 
@@ -186,7 +190,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     }
     ~Registration() {
       s_.end_handshake();
-      if (s_.cancel_key_) s_.runtime_.cancel.remove(*s_.cancel_key_);
+      s_.forget_cancel_key();
       s_.runtime_.sessions[s_.worker_].erase(s_.id_);
       s_.runtime_.live.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -196,6 +200,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
    private:
     Session& s_;
   };
+
+  void forget_cancel_key() {
+    if (cancel_key_) runtime_.cancel.remove(*cancel_key_);
+    cancel_key_.reset();
+  }
 
   // Leaves the count of connections in start-up (limits.max_handshakes); once.
   void end_handshake() {
@@ -215,8 +224,12 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   }
 
   // The backend's hosts in order (and, for prefer-standby, a second pass accepting any), until one
-  // completes the start-up and matches target_session_attrs, as libpq does. A failure on one host
-  // reaches the client only if it was the last to try; the log line lists every host's failure.
+  // completes the start-up and matches target_session_attrs, as libpq does: the next host is
+  // tried only after this one could not be reached (name, connect, connect_timeout), answered
+  // 57P03 (cannot connect now: starting up, shutting down, a standby without hot_standby), or is
+  // not what target_session_attrs wants. Any other failure (TLS, authentication, an error of the
+  // server's) ends the search there, as a wrong password would with libpq. A failure reaches the
+  // client only from the host that ends the search; the log line lists every host's.
   asio::awaitable<bool> connect_any_backend() {
     using A = config::TargetSessionAttrs;
     const auto& backend = snap_->config.backend;
@@ -225,31 +238,62 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     std::vector<A> passes{backend.target_session_attrs};
     if (backend.target_session_attrs == A::prefer_standby) passes = {A::standby, A::any};
     std::string tried;
-    for (std::size_t pass = 0; pass < passes.size(); ++pass) {
+    bool ok = false;
+    for (std::size_t pass = 0; pass < passes.size() && !ok; ++pass) {
       for (std::size_t i = 0; i < hosts.size(); ++i) {
         const bool last = pass + 1 == passes.size() && i + 1 == hosts.size();
         more_hosts_ = !last;
         wanted_attrs_ = passes[pass];
         backend_host_ = hosts[i];
-        bool ok = co_await connect_backend();
+        arm_host_timer();
+        ok = co_await connect_backend();
         if (ok) ok = co_await backend_startup();
-        if (ok) {
-          more_hosts_ = false;
-          co_return true;
-        }
-        // The client's own failures (gone, deadline) end the search: another host won't help.
-        if (deadline_expired_ || outcome_.reason == reason::kClientGone) co_return false;
+        disarm_host_timer();
+        if (ok) break;
+        // The client's own failures (gone, deadline, terminated) end the search.
+        if (deadline_expired_ || terminating_ || outcome_.reason == reason::kClientGone) break;
         if (hosts.size() > 1 || passes.size() > 1) {
           tried += (tried.empty() ? "" : "; ") + backend_name_ + ": " + outcome_.detail;
         }
         if (last) break;
+        if (!try_next_host_) {
+          tried += " (not trying the other hosts after this failure, as libpq)";
+          pass = passes.size();
+          break;
+        }
         reset_backend();
       }
     }
     more_hosts_ = false;
-    if (!tried.empty()) outcome_.detail = "no usable backend host: " + tried;
-    co_return false;
+    if (!ok && !tried.empty() && !deadline_expired_ && !terminating_) {
+      outcome_.detail = "no usable backend host: " + tried;
+    }
+    co_return ok;
   }
+
+  // libpq's connect_timeout: one deadline per host for connecting, TLS and authentication up to
+  // ReadyForQuery. On expiry the backend socket is closed, which fails whatever waits on it.
+  void arm_host_timer() {
+    try_next_host_ = false;
+    host_timed_out_ = false;
+    const std::uint64_t attempt = ++host_attempt_;
+    host_timer_.expires_after(snap_->config.backend.connect_timeout);
+    host_timer_.async_wait([weak = weak_from_this(), attempt](error_code ec) {
+      auto self = weak.lock();
+      // A timer that expired while its attempt was ending must not touch the next one.
+      if (ec || !self || self->host_attempt_ != attempt) return;
+      self->host_timed_out_ = true;
+      error_code ignored;
+      self->backend_.close(ignored);
+    });
+  }
+  void disarm_host_timer() {
+    ++host_attempt_;
+    host_timer_.cancel();
+  }
+
+  // A failure on this host is only logged: the next host is tried.
+  bool trying_next_host() const { return more_hosts_ && try_next_host_; }
 
   // Forgets a backend connection that was not used, before the next host.
   void reset_backend() {
@@ -321,9 +365,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                                const std::string& message, std::string detail,
                                std::string_view hint = {}) {
     set_outcome(Result::rejected, why, detail.empty() ? message : std::move(detail));
-    // A cancel connection gets no answer, as from PostgreSQL; a failure on a backend host that is
-    // not the last to try is only logged.
-    if (cancelling_ || more_hosts_) co_return false;
+    // A cancel connection gets no answer, as from PostgreSQL; a failure after which another
+    // backend host is tried is only logged.
+    if (cancelling_ || trying_next_host()) co_return false;
     co_await write_client(protocol::error_response({.severity = "FATAL",
                                                     .sqlstate = sqlstate,
                                                     .message = message,
@@ -676,6 +720,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       tcp::resolver resolver(client_.get_executor());
       auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
       if (rec) {
+        try_next_host_ = true;
         co_return co_await backend_unavailable("cannot resolve " + host + ": " + rec.message());
       }
       for (const auto& r : results)
@@ -683,6 +728,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     }
 
     ec = co_await connect_backend_socket(endpoints);
+    try_next_host_ = true;  // not reached: the next host may be
     if (ec == asio::error::timed_out) {
       if (deadline_expired_) co_return startup_io_failed({}, "the backend connection");
       co_return co_await backend_unavailable("connect to " + backend_name_ + " timed out after " +
@@ -693,6 +739,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       if (deadline_expired_) co_return startup_io_failed(ec, "the backend connection");
       co_return co_await backend_unavailable("connect to " + backend_name_ + ": " + ec.message());
     }
+    try_next_host_ = false;
     backend_.set_option(tcp::no_delay(true), ec);
     set_keepalives(backend_, snap_->config.tcp_keepalives);
     const bool ok = co_await negotiate_backend_tls();
@@ -712,6 +759,13 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   asio::awaitable<bool> backend_unavailable(std::string detail,
                                             std::string_view why = reason::kBackendUnavailable) {
+    if (host_timed_out_) {
+      // Whatever failed, it failed because the host took longer than connect_timeout.
+      try_next_host_ = true;
+      why = reason::kBackendUnavailable;
+      detail = "connect_timeout (" + std::to_string(snap_->config.backend.connect_timeout.count()) +
+               " ms) expired on " + backend_name_ + " (" + detail + ")";
+    }
     co_await refuse(why, sqlstate::kConnectionFailure, "could not connect to the database server",
                     std::move(detail));
     outcome_.result = Result::error;
@@ -865,11 +919,14 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                 "\": " + fields['C'] + " " + fields['M']);
           }
           // The backend's own refusal (unknown database, too many connections, ...) goes to the
-          // client verbatim, so it reads exactly what PostgreSQL said.
+          // client verbatim, so it reads exactly what PostgreSQL said. "Cannot connect now"
+          // (starting up, shutting down, a standby without hot_standby) sends libpq, and pgmtls,
+          // to the next host.
           to_client.insert(to_client.end(), raw, raw + msg.size);
           set_outcome(Result::rejected, reason::kBackendError,
                       "backend refused: " + fields['C'] + " " + fields['M']);
-          if (!more_hosts_) co_await write_client(to_client);
+          try_next_host_ = fields['C'] == sqlstate::kCannotConnectNow;
+          if (!trying_next_host()) co_await write_client(to_client);
           co_return false;
         }
         case protocol::backend_type::kBackendKeyData: {
@@ -891,6 +948,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           const std::string mismatch =
               session_attrs_mismatch(wanted_attrs_, in_hot_standby_, default_read_only_);
           if (!mismatch.empty()) {
+            try_next_host_ = true;
             co_await write_backend(protocol::terminate_message());
             co_return co_await backend_unavailable(
                 "target_session_attrs=" + std::string(config::to_string(wanted_attrs_)) + " and " +
@@ -1263,9 +1321,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   std::optional<asio::ssl::stream<tcp::socket&>> backend_tls_;  // after backend_: destroyed first
   std::optional<auth::ScramClient> scram_;
   bool scram_verified_ = false;
-  bool credential_sent_ = false;  // a password or SCRAM message went to the backend
-  std::string backend_auth_;      // how pgmtls authenticated to the backend, for the log
-  asio::steady_timer deadline_;   // start-up deadline, then the termination grace period
+  bool credential_sent_ = false;   // a password or SCRAM message went to the backend
+  std::string backend_auth_;       // how pgmtls authenticated to the backend, for the log
+  asio::steady_timer deadline_;    // start-up deadline, then the termination grace period
+  asio::steady_timer host_timer_;  // connect_timeout of the backend host being tried
   asio::steady_timer idle_timer_;
   asio::steady_timer expiry_timer_;
   bool deadline_expired_ = false;
@@ -1301,6 +1360,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // reported about itself.
   config::BackendHost backend_host_;
   bool more_hosts_ = false;
+  bool try_next_host_ = false;   // the failure on this host is one libpq tries the next host after
+  bool host_timed_out_ = false;  // connect_timeout expired on this host
+  std::uint64_t host_attempt_ = 0;
   config::TargetSessionAttrs wanted_attrs_ = config::TargetSessionAttrs::any;
   std::optional<bool> in_hot_standby_;
   std::optional<bool> default_read_only_;

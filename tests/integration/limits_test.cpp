@@ -1,11 +1,17 @@
 // Connection limits and backend host lists with real PostgreSQL and libpq: global, per role and per
 // certificate identity (FATAL 53300 in PostgreSQL's words, released when a session ends), the
 // per-address block after repeated failed handshakes, and the cap on connections still handshaking.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -230,10 +236,25 @@ class HostListTest : public ::testing::Test {
     PostgresOptions read_only;
     read_only.settings = {"default_transaction_read_only=on"};
     read_only_ = std::make_unique<PostgresServer>(read_only);
+    PostgresOptions rejecting;
+    rejecting.data_files = {
+        {"pg_hba.conf", "local all all trust\nhost all all 127.0.0.1/32 reject\n"}};
+    rejecting_ = std::make_unique<PostgresServer>(rejecting);
     for (auto* pg : {writable_.get(), read_only_.get()})
       pg->exec("BEGIN READ WRITE; CREATE ROLE alice LOGIN; COMMIT;");
+    // Real standbys of the writable server (roles come with the base backup): a hot standby,
+    // and one with hot_standby=off, which refuses every connection with 57P03.
+    PostgresOptions hot;
+    hot.standby_of = writable_.get();
+    standby_ = std::make_unique<PostgresServer>(hot);
+    PostgresOptions cold = hot;
+    cold.settings = {"hot_standby=off"};
+    cold_standby_ = std::make_unique<PostgresServer>(cold);
   }
   static void TearDownTestSuite() {
+    cold_standby_.reset();
+    standby_.reset();
+    rejecting_.reset();
     read_only_.reset();
     writable_.reset();
     pki_.reset();
@@ -244,8 +265,10 @@ class HostListTest : public ::testing::Test {
   }
 
   // pgmtls with `backends.default.host/port` = the given list and target_session_attrs.
-  void start(const std::vector<std::uint16_t>& ports, const std::string& attrs) {
+  void start(const std::vector<std::uint16_t>& ports, const std::string& attrs,
+             const std::string& connect_timeout = "5s") {
     ProxyConfig c = base_proxy_config(*pki_, 0);
+    c.backend_connect_timeout = connect_timeout;
     std::string yaml = c.to_yaml();
     std::string hosts, port_list;
     for (auto p : ports) {
@@ -266,7 +289,8 @@ class HostListTest : public ::testing::Test {
     return query(r.conn.get(), "SELECT current_setting('port')").value.value_or("");
   }
   static inline std::unique_ptr<TestPki> pki_;
-  static inline std::unique_ptr<PostgresServer> writable_, read_only_;
+  static inline std::unique_ptr<PostgresServer> writable_, read_only_, rejecting_, standby_,
+      cold_standby_;
   std::unique_ptr<PgmtlsProcess> proxy_;
 };
 
@@ -307,6 +331,97 @@ TEST_F(HostListTest, NoMatchingServerIsAClearFatalErrorNamingEveryHost) {
   proxy_.reset();
   start({writable_->port()}, "standby");
   EXPECT_THAT(landed(), HasSubstr("could not connect"));
+}
+
+TEST_F(HostListTest, ARealHotStandbyIsToldFromItsPrimary) {
+  const auto primary = writable_->port(), standby = standby_->port();
+  ASSERT_EQ(standby_->exec("SELECT pg_is_in_recovery()"), "t");
+  start({standby, primary}, "primary");
+  EXPECT_EQ(landed(), std::to_string(primary));
+  proxy_.reset();
+  start({standby, primary}, "read-write");
+  EXPECT_EQ(landed(), std::to_string(primary));
+  proxy_.reset();
+  start({primary, standby}, "standby");
+  EXPECT_EQ(landed(), std::to_string(standby));
+  proxy_.reset();
+  start({primary, standby}, "read-only");
+  EXPECT_EQ(landed(), std::to_string(standby));
+  proxy_.reset();
+  start({primary, standby}, "prefer-standby");
+  EXPECT_EQ(landed(), std::to_string(standby));
+  proxy_.reset();
+  start({primary}, "prefer-standby");  // no standby at all: any server will do
+  EXPECT_EQ(landed(), std::to_string(primary));
+}
+
+TEST_F(HostListTest, CannotConnectNowMovesOnToTheNextHost) {
+  // hot_standby=off: "the database system is not accepting connections" (57P03), which libpq
+  // answers by trying the next host.
+  start({cold_standby_->port(), writable_->port()}, "any");
+  EXPECT_EQ(landed(), std::to_string(writable_->port()));
+  EXPECT_TRUE(proxy_->wait_for_log({"result=ok"}, kLogTimeout));
+  // As the last host, its error reaches the client verbatim.
+  proxy_.reset();
+  start({1, cold_standby_->port()}, "any");
+  const std::string r = landed();
+  EXPECT_THAT(r, HasSubstr("the database system is not accepting connections"));
+  EXPECT_TRUE(proxy_->wait_for_log(
+      {"reason=backend_error", "127.0.0.1:1: connect to", "backend refused: 57P03"}, kLogTimeout));
+}
+
+TEST_F(HostListTest, AServerThatRefusesTheRoleEndsTheSearchAsInLibpq) {
+  // The first server answers, and refuses (pg_hba.conf reject): libpq would not try the next
+  // host after an authentication failure, and neither does pgmtls.
+  start({rejecting_->port(), writable_->port()}, "any");
+  const std::string r = landed();
+  EXPECT_THAT(r, HasSubstr("error: "));
+  EXPECT_THAT(r, HasSubstr("pg_hba.conf rejects connection"));
+  EXPECT_TRUE(
+      proxy_->wait_for_log({"reason=backend_error", "not trying the other hosts"}, kLogTimeout));
+}
+
+// A socket that listens and never answers: the kernel completes the TCP handshake, nothing reads.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+      throw std::runtime_error(std::string("silent listener: ") + std::strerror(errno));
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentListener() { ::close(fd_); }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(HostListTest, AHostThatAcceptsAndNeverAnswersCostsOneConnectTimeout) {
+  // As libpq's, connect_timeout bounds the whole attempt on a host (TCP, TLS, authentication),
+  // not only the TCP connect; then the next host is tried, well within startup_timeout (10 s).
+  SilentListener silent;
+  start({silent.port(), writable_->port()}, "any", "300ms");
+  EXPECT_EQ(landed(), std::to_string(writable_->port()));
+  EXPECT_TRUE(proxy_->wait_for_log({"result=ok"}, kLogTimeout));
+  // Silent as the last host: the client learns it could not connect.
+  proxy_.reset();
+  start({1, silent.port()}, "any", "300ms");
+  EXPECT_THAT(landed(), HasSubstr("could not connect to the database server"));
+  EXPECT_TRUE(proxy_->wait_for_log(
+      {"reason=backend_unavailable",
+       "connect_timeout (300 ms) expired on 127.0.0.1:" + std::to_string(silent.port())},
+      kLogTimeout));
 }
 
 }  // namespace

@@ -85,25 +85,20 @@ PostgresServer::PostgresServer(const PostgresOptions& options) : options_(option
         throw std::runtime_error("chown " + base_dir_ + ": " + std::strerror(errno));
       }
     }
-    const std::string initdb_log = base_dir_ + "/initdb.log";
-    const int log_fd = open_log(initdb_log);
-    ChildProcess initdb(SpawnOptions{{postgres_bindir() + "/initdb", "-D", data_dir_, "-A", "trust",
-                                      "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"},
-                                     run_as_,
-                                     log_fd,
-                                     log_fd});
-    ::close(log_fd);
-    if (!initdb.wait_for_exit(std::chrono::seconds(60))) {
-      throw std::runtime_error("initdb did not finish within 60 s:\n" + read_file(initdb_log));
+    if (options_.standby_of) {
+      clone_primary();
+    } else {
+      create_cluster();
     }
-    if (!WIFEXITED(*initdb.wait_status()) || WEXITSTATUS(*initdb.wait_status()) != 0) {
-      throw std::runtime_error("initdb " + initdb.describe_status() + ":\n" +
-                               read_file(initdb_log));
+    // pgmtls reaches the server over plain TCP and trusts it to accept the mapped role; a
+    // standby replicates over TCP too. A standby keeps the pg_hba.conf it copied.
+    std::map<std::string, std::string> files;
+    if (!options_.standby_of) {
+      files["pg_hba.conf"] =
+          "local all all trust\n"
+          "host all all 127.0.0.1/32 trust\n"
+          "host replication all 127.0.0.1/32 trust\n";
     }
-    // pgmtls reaches the server over plain TCP and trusts it to accept the mapped role.
-    std::map<std::string, std::string> files{{"pg_hba.conf",
-                                              "local all all trust\n"
-                                              "host all all 127.0.0.1/32 trust\n"}};
     for (const auto& [name, content] : options_.data_files) {
       if (name.empty() || name.find('/') != std::string::npos) {
         throw std::invalid_argument("data file name \"" + name + "\" is not a plain file name");
@@ -129,6 +124,46 @@ PostgresServer::PostgresServer(const PostgresOptions& options) : options_(option
     std::filesystem::remove_all(base_dir_, ignored);
     throw;
   }
+}
+
+namespace {
+
+// Runs a server tool as the server's user, its output into `log_path`; throws with that output
+// if it fails or takes over a minute.
+void run_tool(const std::vector<std::string>& argv, std::optional<std::pair<uid_t, gid_t>> run_as,
+              const std::string& log_path) {
+  const int log_fd = open_log(log_path);
+  ChildProcess tool(SpawnOptions{argv, run_as, log_fd, log_fd});
+  ::close(log_fd);
+  if (!tool.wait_for_exit(std::chrono::seconds(60))) {
+    throw std::runtime_error(argv[0] + " did not finish within 60 s:\n" + read_file(log_path));
+  }
+  if (!WIFEXITED(*tool.wait_status()) || WEXITSTATUS(*tool.wait_status()) != 0) {
+    throw std::runtime_error(argv[0] + " " + tool.describe_status() + ":\n" + read_file(log_path));
+  }
+}
+
+}  // namespace
+
+void PostgresServer::create_cluster() {
+  run_tool({postgres_bindir() + "/initdb", "-D", data_dir_, "-A", "trust", "-U", "postgres",
+            "--no-sync", "-E", "UTF8", "--locale=C"},
+           run_as_, base_dir_ + "/initdb.log");
+}
+
+void PostgresServer::clone_primary() {
+  // -R writes standby.signal and primary_conninfo; -X stream copies the WAL the backup needs.
+  run_tool({postgres_bindir() + "/pg_basebackup", "-D", data_dir_, "-h", "127.0.0.1", "-p",
+            std::to_string(options_.standby_of->port()), "-U", "postgres", "-R", "-X", "stream",
+            "--no-sync", "-c", "fast"},
+           run_as_, base_dir_ + "/pg_basebackup.log");
+}
+
+bool PostgresServer::refuses_connections() const {
+  for (const auto& setting : options_.settings) {
+    if (setting == "hot_standby=off") return true;
+  }
+  return false;
 }
 
 bool PostgresServer::start_on_free_port(std::string& failure) {
@@ -167,7 +202,10 @@ bool PostgresServer::start_on_free_port(std::string& failure) {
   const std::string ping = conninfo() + " connect_timeout=2";
   const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (PQping(ping.c_str()) == PQPING_OK) return true;
+    const PGPing answer = PQping(ping.c_str());
+    if (answer == PQPING_OK) return true;
+    // The server listens, and refuses connections (57P03) as it was meant to.
+    if (answer == PQPING_REJECT && refuses_connections()) return true;
     // Paces the next ping and notices at once if the server gave up (a taken port, say).
     if (server_->wait_for_exit(std::chrono::milliseconds(50))) {
       failure = "postgres " + server_->describe_status() + " on port " + std::to_string(port_) +

@@ -22,6 +22,11 @@ struct PostgresOptions {
   // the defaults (trust on 127.0.0.1 and for local connections). Relative paths in settings such
   // as ssl_cert_file, and @file references in pg_hba.conf, resolve against the data directory.
   std::map<std::string, std::string> data_files;
+  // A streaming-replication standby of this server instead of a new cluster: its data directory
+  // is a pg_basebackup -R of the primary (pg_hba.conf included), so it follows the primary's
+  // roles and data. With "hot_standby=off" in settings it refuses every connection with 57P03;
+  // the constructor then waits until it says so rather than until it accepts.
+  const class PostgresServer* standby_of = nullptr;
 };
 
 class PostgresServer {
@@ -48,6 +53,9 @@ class PostgresServer {
 
  private:
   bool start_on_free_port(std::string& failure);
+  void create_cluster();
+  void clone_primary();
+  bool refuses_connections() const;
 
   PostgresOptions options_;
   std::string base_dir_;

@@ -20,6 +20,7 @@
 #include "proxy/metrics.h"
 #include "proxy/outcome.h"
 #include "proxy/peer_cancel.h"
+#include "proxy/relay_buffers.h"
 
 namespace pgmtls::proxy {
 
@@ -69,8 +70,10 @@ struct Runtime {
       : sessions(workers), cancel(instance_id), peer_tls(boost::asio::ssl::context::tls_client) {
     // Towards peers: encrypted, not verified; a forwarded cancel is authenticated by its MAC.
     peer_tls.set_verify_mode(boost::asio::ssl::verify_none);
-    for (unsigned i = 0; i < workers; ++i)
+    for (unsigned i = 0; i < workers; ++i) {
       metrics.push_back(std::make_unique<WorkerMetrics>());
+      relay_buffers.push_back(std::make_unique<RelayBuffers>());
+    }
   }
 
   // Live sessions by id, one map per worker, each touched only on its worker's thread.
@@ -90,6 +93,8 @@ struct Runtime {
   boost::asio::ssl::context peer_tls;
   // Counters, one set per worker, each written only on its worker's thread.
   std::vector<std::unique_ptr<WorkerMetrics>> metrics;
+  // Relay buffers lent to sessions, one pool per worker, each touched only on its thread.
+  std::vector<std::unique_ptr<RelayBuffers>> relay_buffers;
 };
 
 }  // namespace pgmtls::proxy

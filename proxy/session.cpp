@@ -13,7 +13,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -30,8 +29,10 @@
 #include "protocol/message.h"
 #include "proxy/logging.h"
 #include "proxy/outcome.h"
+#include "proxy/relay_buffers.h"
 #include "proxy/runtime.h"
 #include "proxy/target_session.h"
+#include "proxy/tls_stream.h"
 
 namespace pgmtls::proxy {
 
@@ -45,7 +46,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // During start-up the backend sends a handful of short messages; anything larger is a broken or
 // hostile backend.
 constexpr std::size_t kMaxBackendStartupMessage = 1 << 20;
-constexpr std::size_t kRelayBufferSize = 16 * 1024;
 // A terminated session whose backend stream reaches no message boundary within this long (a
 // stalled backend, a client not reading) is closed without the FATAL message.
 constexpr auto kTerminateGrace = std::chrono::seconds(5);
@@ -879,7 +879,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         backend_buf_.erase(backend_buf_.begin(), backend_buf_.begin() + parsed_upto);
         parsed_upto = 0;
         const std::size_t have = backend_buf_.size();
-        backend_buf_.resize(have + std::max(need->bytes, kRelayBufferSize));
+        backend_buf_.resize(have + std::max(need->bytes, RelayBuffers::kSize));
         std::tie(ec, n) = co_await read_backend_some(
             asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have));
         backend_buf_.resize(have + (ec ? 0 : n));
@@ -1109,17 +1109,40 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     }
   }
 
+  // Each direction borrows a relay buffer only while bytes flow: after a read that did not fill
+  // it, the buffer goes back and the direction waits, holding nothing, until `socket` is readable
+  // (or OpenSSL already holds bytes of `tls`). A full read means more is probably waiting: read
+  // again at once.
+  asio::awaitable<error_code> await_readable(RelayBuffers::Lease& buf, bool full,
+                                             tcp::socket& socket, const TlsStream* tls) {
+    if (full && buf) co_return error_code{};
+    buf.reset();
+    error_code ec;
+    if (tls == nullptr || SSL_has_pending(tls->native_handle()) == 0) {
+      std::tie(ec) = co_await socket.async_wait(tcp::socket::wait_read, use_tuple);
+    }
+    if (!ec) buf = runtime_.relay_buffers[worker_]->take();
+    co_return ec;
+  }
+
+  const TlsStream* backend_tls_stream() const { return backend_tls_ ? &*backend_tls_ : nullptr; }
+
   template <typename BackendStream>
   asio::awaitable<void> client_to_backend(BackendStream& backend) {
-    std::vector<std::uint8_t> buf(kRelayBufferSize);
+    RelayBuffers::Lease buf;
+    std::size_t n = 0;
     for (;;) {
-      auto [ec, n] = co_await tls_->async_read_some(asio::buffer(buf), use_tuple);
+      error_code ec = co_await await_readable(buf, n == RelayBuffers::kSize, client_, &*tls_);
+      if (ec) break;
+      std::tie(ec, n) =
+          co_await tls_->async_read_some(asio::buffer(buf.data(), RelayBuffers::kSize), use_tuple);
       if (ec) break;
       bytes_from_client_ += n;
       metrics_.bytes_from_clients.add(n);
       last_activity_ = std::chrono::steady_clock::now();
       client_messages_.follow(protocol::Bytes(buf.data(), n));
-      std::tie(ec, n) = co_await asio::async_write(backend, asio::buffer(buf.data(), n), use_tuple);
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(backend, asio::buffer(buf.data(), n), use_tuple);
       if (ec) break;
     }
     end_relay(reason::kClientClosed);
@@ -1127,9 +1150,15 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   template <typename BackendStream>
   asio::awaitable<void> backend_to_client(BackendStream& backend) {
-    std::vector<std::uint8_t> buf(kRelayBufferSize);
+    RelayBuffers::Lease buf;
+    std::size_t n = 0;
     for (;;) {
-      auto [ec, n] = co_await backend.async_read_some(asio::buffer(buf), use_tuple);
+      error_code ec =
+          co_await await_readable(buf, n == RelayBuffers::kSize, backend_, backend_tls_stream());
+      if (fatal_sent_) co_return;
+      if (ec) break;
+      std::tie(ec, n) = co_await backend.async_read_some(
+          asio::buffer(buf.data(), RelayBuffers::kSize), use_tuple);
       // Once the FATAL is on its way, its sender ends the relay.
       if (fatal_sent_) co_return;
       if (ec) break;
@@ -1316,9 +1345,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   unsigned worker_;
   WorkerMetrics& metrics_;  // this worker's counters
   tcp::socket client_;
-  std::optional<asio::ssl::stream<tcp::socket&>> tls_;
+  std::optional<TlsStream> tls_;
   tcp::socket backend_;
-  std::optional<asio::ssl::stream<tcp::socket&>> backend_tls_;  // after backend_: destroyed first
+  std::optional<TlsStream> backend_tls_;  // after backend_: destroyed first
   std::optional<auth::ScramClient> scram_;
   bool scram_verified_ = false;
   bool credential_sent_ = false;   // a password or SCRAM message went to the backend

@@ -300,8 +300,9 @@ TEST_F(LifecycleTest, SigintEndsSessionsAtOnceEvenMidResult) {
   ConnectResult idle = connect("alice");
   ConnectResult busy = connect("carol", "carol");
   ASSERT_TRUE(idle.ok() && busy.ok());
-  // A long result, not read by the client, so pgmtls is stuck mid-message writing it: the FATAL
-  // must still go between two messages.
+  // A long result, not read by the client yet, so pgmtls is likely stuck mid-message writing it
+  // when the signal comes: the FATAL must still go between two messages once the client reads
+  // on (until it does, nothing can reach it at all).
   ASSERT_TRUE(
       PQsendQuery(busy.conn.get(), "SELECT repeat('x', 1000) FROM generate_series(1, 200000)"));
   pollfd readable{PQsocket(busy.conn.get()), POLLIN, 0};
@@ -309,10 +310,10 @@ TEST_F(LifecycleTest, SigintEndsSessionsAtOnceEvenMidResult) {
   const std::size_t mark = proxy_->log_mark();
   const auto start_signal = std::chrono::steady_clock::now();
   proxy_->signal(SIGINT);
+  const QueryResult r = wait_for_result(busy.conn.get(), 20s);
   EXPECT_EQ(proxy_->wait_for_exit(15s), 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start_signal, 10s);
   EXPECT_THAT(query(idle.conn.get(), "SELECT 1").error, HasSubstr("57P01"));
-  const QueryResult r = wait_for_result(busy.conn.get(), 20s);
   EXPECT_THAT(r.error, HasSubstr("57P01"));
   EXPECT_THAT(r.error, Not(HasSubstr("lost synchronization")));
   EXPECT_THAT(r.error, Not(HasSubstr("invalid message")));

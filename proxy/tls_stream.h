@@ -11,7 +11,8 @@
 // as with asio::ssl::stream; all calls on the socket's executor (a session's worker).
 // Errors: asio::error::eof for a close_notify, asio::ssl::error::stream_truncated for a TCP close
 // without one, the OS error for a failed read or write, otherwise OpenSSL's error in asio's SSL
-// category, exactly as asio::ssl::stream reports them.
+// category, exactly as asio::ssl::stream reports them. OpenSSL's socket BIO writes with write(2):
+// the process must ignore SIGPIPE (pgmtls's main does).
 #pragma once
 
 #include <openssl/err.h>

@@ -1301,6 +1301,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   // The audit record of an admitted session, once the backend is ready.
   void log_session_start() {
+    if (!spdlog::should_log(spdlog::level::info)) return;
     std::vector<LogField> f{{"id", id_}, {"peer", peer_}};
     for (auto& field : identity_fields())
       f.push_back(std::move(field));
@@ -1323,10 +1324,14 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
     metrics_.count_outcome(outcome_.result, outcome_.reason);
     if (in_relay_) metrics_.session_duration.observe(duration);
+    // A client that leaves during start-up (a load balancer's TLS health check, say) is no
+    // operator's concern: PostgreSQL logs nothing for it either. It is counted all the same.
     const auto level =
-        outcome_.result == Result::ok
+        outcome_.result == Result::ok ||
+                (outcome_.result == Result::rejected && outcome_.reason == reason::kClientGone)
             ? spdlog::level::info
             : (outcome_.result == Result::rejected ? spdlog::level::warn : spdlog::level::err);
+    if (!spdlog::should_log(level)) return;  // the line is not even built
     std::vector<LogField> f{{"id", id_},
                             {"peer", peer_},
                             {"result", std::string(to_string(outcome_.result))},

@@ -17,6 +17,8 @@ packages=(
   postgresql-15 postgresql-client-15 libpq-dev
   # promtool, which checks the /metrics exposition in the tests (the server is not used)
   prometheus
+  # bench/run.sh: the peer it compares against, and its chart
+  pgbouncer gnuplot-nox
 )
 
 missing=()

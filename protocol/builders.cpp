@@ -90,6 +90,18 @@ std::vector<std::uint8_t> terminate_message() {
   return std::move(Writer('X')).finish();
 }
 
+std::vector<std::uint8_t> query_message(std::string_view sql) {
+  Writer w('Q');
+  w.cstring(without_nul(sql));
+  return std::move(w).finish();
+}
+
+std::vector<std::uint8_t> ready_for_query(char status) {
+  Writer w('Z');
+  w.bytes(std::string_view(&status, 1));
+  return std::move(w).finish();
+}
+
 std::vector<std::uint8_t> ssl_request() {
   Writer w(0);
   w.u32(kSSLRequestCode);

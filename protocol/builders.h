@@ -31,6 +31,12 @@ std::vector<std::uint8_t> negotiate_protocol_version(std::uint32_t newest_minor,
 // Terminate ('X'), sent to a backend before closing a connection pgmtls opened.
 std::vector<std::uint8_t> terminate_message();
 
+// Query ('Q'): a simple-protocol query, such as the reset query of a pooled connection.
+std::vector<std::uint8_t> query_message(std::string_view sql);
+
+// ReadyForQuery ('Z') with a transaction status ('I', 'T' or 'E').
+std::vector<std::uint8_t> ready_for_query(char status);
+
 // SSLRequest, which pgmtls sends to a backend before its TLS handshake.
 std::vector<std::uint8_t> ssl_request();
 

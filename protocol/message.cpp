@@ -120,6 +120,7 @@ std::size_t MessageBoundaries::follow(Bytes chunk, bool stop_at_boundary) {
       break;
     }
     remaining_ = length - 4;
+    last_type_ = static_cast<char>(header_[0]);
     want_status_ = header_[0] == 'Z' && remaining_ > 0;
     if (header_[0] == 'Q' || header_[0] == 'S' || header_[0] == 'F') ++requests_;
   }

@@ -91,6 +91,8 @@ class MessageBoundaries {
   // How many messages that each get one ReadyForQuery were seen (on a frontend stream): Query,
   // Sync and FunctionCall.
   std::uint64_t requests() const { return requests_; }
+  // The type byte of the last message whose header was complete (0 before any).
+  char last_type() const { return last_type_; }
 
   explicit MessageBoundaries(char initial = 0) : status_(initial) {}
 
@@ -101,6 +103,7 @@ class MessageBoundaries {
   bool want_status_ = false;     // the next body byte is a ReadyForQuery's status
   bool broken_ = false;
   char status_ = 0;
+  char last_type_ = 0;
   std::uint64_t ready_count_ = 0;
   std::uint64_t requests_ = 0;
 };

@@ -135,6 +135,15 @@ TEST(Terminate, ExactWireBytes) {
   EXPECT_EQ(terminate_message(), (ByteVec{'X', 0, 0, 0, 4}));
 }
 
+TEST(Query, ExactWireBytesAndNoNulInside) {
+  EXPECT_EQ(query_message("DISCARD ALL"), wire('Q', s("DISCARD ALL\0", 12)));
+  EXPECT_EQ(query_message(s("SELECT 1\0; DROP", 16)), wire('Q', s("SELECT 1; DROP\0", 15)));
+}
+
+TEST(ReadyForQuery, ExactWireBytes) {
+  EXPECT_EQ(ready_for_query('I'), (ByteVec{'Z', 0, 0, 0, 5, 'I'}));
+}
+
 TEST(OneByteAnswers, Values) {
   EXPECT_EQ(kSSLAccepted, 'S');
   EXPECT_EQ(kEncryptionRefused, 'N');

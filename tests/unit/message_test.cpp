@@ -304,6 +304,22 @@ TEST(MessageBoundaries, CountsTheRequestsOfAFrontendStream) {
     b.follow(Bytes(&byte, 1));
   EXPECT_EQ(b.requests(), 3u);  // Q, S, F; not the bytes inside CopyData
   EXPECT_TRUE(b.at_boundary());
+  EXPECT_EQ(b.last_type(), 'X');
+}
+
+TEST(MessageBoundaries, LastTypeIsTheLastHeaderNotBytesThatLookLikeOne) {
+  MessageBoundaries b;
+  EXPECT_EQ(b.last_type(), 0);
+  // A Query whose text ends in what a Terminate message looks like.
+  const ByteVec q = message('Q', bytes(std::string("X\0\0\0\4", 5)));
+  b.follow(Bytes(q.data(), q.size()));
+  EXPECT_TRUE(b.at_boundary());
+  EXPECT_EQ(b.last_type(), 'Q');
+  const ByteVec x = message('X', {});
+  b.follow(Bytes(x.data(), 3));  // a header not yet complete
+  EXPECT_EQ(b.last_type(), 'Q');
+  b.follow(Bytes(x.data() + 3, 2));
+  EXPECT_EQ(b.last_type(), 'X');
 }
 
 TEST(MessageBoundaries, ALengthBelowFourBreaksTrackingForGood) {

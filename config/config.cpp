@@ -663,6 +663,34 @@ class Loader {
                boolean(n, prefix + ".allow_cleartext_password_without_tls",
                        backend.allow_cleartext_password_without_tls);
              }},
+            {"pool_mode",
+             [&](const YAML::Node& n) {
+               auto v = scalar(n, prefix + ".pool_mode");
+               if (!v) return;
+               if (*v == "none") {
+                 backend.pool.mode = PoolMode::none;
+               } else if (*v == "session") {
+                 backend.pool.mode = PoolMode::session;
+               } else {
+                 error(n, prefix + ".pool_mode must be none or session, not \"" + *v + "\"");
+               }
+             }},
+            {"pool_size",
+             [&](const YAML::Node& n) {
+               integer(n, prefix + ".pool_size", 1u, 100000u, backend.pool.pool_size);
+             }},
+            {"server_idle_timeout",
+             [&](const YAML::Node& n) {
+               duration(n, prefix + ".server_idle_timeout", backend.pool.server_idle_timeout);
+             }},
+            {"server_lifetime",
+             [&](const YAML::Node& n) {
+               duration(n, prefix + ".server_lifetime", backend.pool.server_lifetime);
+             }},
+            {"server_reset_query",
+             [&](const YAML::Node& n) {
+               string_value(n, prefix + ".server_reset_query", backend.pool.server_reset_query);
+             }},
             {"auth",
              [&](const YAML::Node& n) { load_credential(n, prefix + ".auth", backend.auth); }},
             {"roles",
@@ -682,6 +710,11 @@ class Loader {
                }
              }},
         });
+    if (backend.pool.mode != PoolMode::none &&
+        backend.target_session_attrs != TargetSessionAttrs::any) {
+      // A pooled connection's server may have been promoted or demoted since it was checked.
+      error(entry.second, prefix + ": pool_mode session needs target_session_attrs any");
+    }
     const auto& tls = backend.tls;
     if ((tls.sslmode == SslMode::verify_ca || tls.sslmode == SslMode::verify_full) &&
         tls.sslrootcert.empty() && !tls.system_roots) {

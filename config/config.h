@@ -91,6 +91,19 @@ struct BackendHost {
   std::uint16_t port = 5432;
 };
 
+// Backend connection pooling (PgBouncer's names). In session mode a client's backend connection
+// outlives the client: reset with server_reset_query and kept, per worker, for the next client
+// with the same role, database and start-up parameters.
+enum class PoolMode { none, session };
+
+struct PoolConfig {
+  PoolMode mode = PoolMode::none;
+  unsigned pool_size = 20;  // idle connections kept per worker and key; more are closed
+  std::chrono::milliseconds server_idle_timeout{std::chrono::seconds(60)};
+  std::chrono::milliseconds server_lifetime{std::chrono::hours(1)};
+  std::string server_reset_query = "DISCARD ALL";
+};
+
 struct BackendConfig {
   std::string name = "default";
   std::string host;  // the first of `hosts`
@@ -106,6 +119,7 @@ struct BackendConfig {
   // A cleartext password (AuthenticationCleartextPassword) is only sent over TLS unless this is
   // set.
   bool allow_cleartext_password_without_tls = false;
+  PoolConfig pool;
   Location where;
 
   // The credential for `role`: its own, else the backend's default.

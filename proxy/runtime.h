@@ -15,6 +15,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 
+#include "proxy/backend_pool.h"
 #include "proxy/cancel.h"
 #include "proxy/limits.h"
 #include "proxy/metrics.h"
@@ -73,6 +74,7 @@ struct Runtime {
     for (unsigned i = 0; i < workers; ++i) {
       metrics.push_back(std::make_unique<WorkerMetrics>());
       relay_buffers.push_back(std::make_unique<RelayBuffers>());
+      pools.push_back(std::make_unique<BackendPool>());
     }
   }
 
@@ -95,6 +97,9 @@ struct Runtime {
   std::vector<std::unique_ptr<WorkerMetrics>> metrics;
   // Relay buffers lent to sessions, one pool per worker, each touched only on its thread.
   std::vector<std::unique_ptr<RelayBuffers>> relay_buffers;
+  // Idle backend connections (pool_mode: session), one pool per worker, each touched only on its
+  // thread.
+  std::vector<std::unique_ptr<BackendPool>> pools;
 };
 
 }  // namespace pgmtls::proxy

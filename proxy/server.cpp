@@ -88,6 +88,9 @@ Server::~Server() {
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.join();
   }
+  // Pooled backend connections go before the loops their sockets belong to.
+  for (auto& pool : runtime_.pools)
+    pool->clear();
 }
 
 bool Server::bind(std::string& error) {

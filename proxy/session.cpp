@@ -27,6 +27,7 @@
 #include "protocol/builders.h"
 #include "protocol/initial_packet.h"
 #include "protocol/message.h"
+#include "proxy/backend_pool.h"
 #include "proxy/logging.h"
 #include "proxy/outcome.h"
 #include "proxy/relay_buffers.h"
@@ -101,10 +102,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       deadline_.cancel();
       co_await relay();
     }
-    close_sockets();
-    // The key cancels nothing once the end is logged: whoever saw that line (a test, an operator)
-    // must find it gone.
+    // The key cancels nothing once the end is logged (whoever saw that line, a test or an
+    // operator, must find it gone), nor once the backend connection may serve another client.
     forget_cancel_key();
+    if (keep_backend_) co_await return_backend_to_pool();
+    close_sockets();
     log_outcome();
   }
 
@@ -235,6 +237,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     const auto& backend = snap_->config.backend;
     std::vector<config::BackendHost> hosts = backend.hosts;
     if (hosts.empty()) hosts.push_back({backend.host, backend.port});
+    if (pooling()) {
+      const bool reused = co_await reuse_pooled_backend();
+      if (reused) co_return true;
+    }
     std::vector<A> passes{backend.target_session_attrs};
     if (backend.target_session_attrs == A::prefer_standby) passes = {A::standby, A::any};
     std::string tried;
@@ -954,6 +960,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                 "target_session_attrs=" + std::string(config::to_string(wanted_attrs_)) + " and " +
                 mismatch);
           }
+          if (pooling()) {
+            startup_reply_ = to_client;  // everything so far but BackendKeyData
+            backend_created_ = std::chrono::steady_clock::now();
+          }
           if (backend_key_) {
             error_code ec;
             cancel_key_ = runtime_.cancel.add({backend_.remote_endpoint(ec), backend_host_.host,
@@ -1141,9 +1151,17 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       metrics_.bytes_from_clients.add(n);
       last_activity_ = std::chrono::steady_clock::now();
       client_messages_.follow(protocol::Bytes(buf.data(), n));
-      std::tie(ec, std::ignore) =
-          co_await asio::async_write(backend, asio::buffer(buf.data(), n), use_tuple);
-      if (ec) break;
+      // With pooling, the client's Terminate ends its session, not the backend's.
+      const bool terminated = pooling() && client_messages_.at_boundary() &&
+                              client_messages_.last_type() == 'X' && n >= 5 &&
+                              buf.data()[n - 5] == 'X';
+      if (terminated) n -= 5;
+      if (n > 0) {
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(backend, asio::buffer(buf.data(), n), use_tuple);
+        if (ec) break;
+      }
+      if (terminated) break;
     }
     end_relay(reason::kClientClosed);
   }
@@ -1157,8 +1175,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           co_await await_readable(buf, n == RelayBuffers::kSize, backend_, backend_tls_stream());
       if (fatal_sent_) co_return;
       if (ec) break;
+      backend_reading_ = true;
       std::tie(ec, n) = co_await backend.async_read_some(
           asio::buffer(buf.data(), RelayBuffers::kSize), use_tuple);
+      backend_reading_ = false;
       // Once the FATAL is on its way, its sender ends the relay.
       if (fatal_sent_) co_return;
       if (ec) break;
@@ -1255,6 +1275,13 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       } else {
         outcome_.reason = side;
       }
+      if (side == reason::kClientClosed && backend_reusable()) {
+        // The client left between two requests: close only its side, and end backend_to_client's
+        // wait for readability (nothing of OpenSSL's is in flight then).
+        keep_backend_ = true;
+        error_code ignored;
+        backend_.cancel(ignored);
+      }
       close_sockets();
     }
   }
@@ -1263,10 +1290,136 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     error_code ignored;
     client_.shutdown(tcp::socket::shutdown_both, ignored);
     client_.close(ignored);
-    backend_.close(ignored);
+    if (!keep_backend_) backend_.close(ignored);
     deadline_.cancel();
     idle_timer_.cancel();
     expiry_timer_.cancel();
+  }
+
+  // ---- pool_mode: session ----
+
+  bool pooling() const { return snap_->config.backend.pool.mode == config::PoolMode::session; }
+
+  // Which pooled connections this session may use: the same snapshot (so the same backend,
+  // credentials and TLS settings), role, database and start-up parameters.
+  std::string pool_key() const {
+    std::vector<std::pair<std::string, std::string>> params;
+    for (const auto& [name, value] : startup_.parameters) {
+      if (name == "user" || name == "database" || name.starts_with("_pq_.")) continue;
+      params.emplace_back(name, value);
+    }
+    std::sort(params.begin(), params.end());
+    std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(snap_.get()));
+    key += '\0' + role_ + '\0' + startup_.database();
+    for (const auto& [name, value] : params) {
+      key += '\0' + name + '\0' + value;
+    }
+    return key;
+  }
+
+  // An idle pooled connection for this session, if one is there: the client gets the backend's
+  // start-up answer as it was, with a key of pgmtls's own and ReadyForQuery.
+  asio::awaitable<bool> reuse_pooled_backend() {
+    auto conn = runtime_.pools[worker_]->take(pool_key(), snap_->config.backend.pool);
+    if (!conn) co_return false;
+    backend_ = std::move(conn->socket);
+    if (conn->tls) {
+      backend_tls_.emplace(std::move(*conn->tls));
+      backend_tls_->rebind(backend_);
+    }
+    backend_host_ = conn->host;
+    backend_name_ = conn->host.host + ":" + std::to_string(conn->host.port);
+    backend_auth_ = conn->auth;
+    backend_key_ = conn->backend_key;
+    backend_created_ = conn->created;
+    backend_uses_ = conn->uses + 1;
+    startup_reply_ = std::move(conn->startup_reply);
+    cancel_key_ = runtime_.cancel.add({conn->endpoint, backend_host_.host, backend_key_->first,
+                                       backend_key_->second, backend_tls_.has_value(), snap_, id_});
+    std::vector<std::uint8_t> to_client = startup_reply_;
+    const auto ours = protocol::backend_key_data(cancel_key_->pid, cancel_key_->secret);
+    to_client.insert(to_client.end(), ours.begin(), ours.end());
+    const auto ready = protocol::ready_for_query('I');
+    to_client.insert(to_client.end(), ready.begin(), ready.end());
+    const auto ec = co_await write_client(to_client);
+    if (ec) co_return startup_io_failed(ec, "forwarding the pooled backend's start-up");
+    bytes_to_client_ += to_client.size();
+    co_return true;
+  }
+
+  // Whether the backend connection can serve another client once this one has left: pooling is
+  // on, nobody is ending the session, and both streams rest between messages with every request
+  // answered outside a transaction.
+  bool backend_reusable() const {
+    return pooling() && !terminating_ && !backend_reading_ && !backend_messages_.broken() &&
+           backend_key_ && idle();
+  }
+
+  // Resets the backend's session (server_reset_query) and hands the connection to the worker's
+  // pool; on any failure it is closed instead.
+  asio::awaitable<void> return_backend_to_pool() {
+    keep_backend_ = false;
+    const auto& pool = snap_->config.backend.pool;
+    if (std::chrono::steady_clock::now() - backend_created_ >= pool.server_lifetime) co_return;
+    error_code ec;
+    const auto endpoint = backend_.remote_endpoint(ec);
+    if (ec) co_return;
+    arm_host_timer();
+    const bool reset = co_await reset_backend_session(pool.server_reset_query);
+    disarm_host_timer();
+    if (!reset || host_timed_out_) co_return;
+    auto conn = std::make_shared<PooledBackend>(std::move(backend_));
+    if (backend_tls_) {
+      conn->tls.emplace(std::move(*backend_tls_));
+      conn->tls->rebind(conn->socket);
+      backend_tls_.reset();
+    }
+    conn->snapshot = snap_;
+    conn->startup_reply = std::move(startup_reply_);
+    conn->backend_key = *backend_key_;
+    conn->endpoint = endpoint;
+    conn->host = backend_host_;
+    conn->auth = backend_auth_;
+    conn->created = backend_created_;
+    conn->uses = backend_uses_;
+    runtime_.pools[worker_]->put(pool_key(), std::move(conn), pool);
+  }
+
+  // server_reset_query as a simple query; true when it ends with ReadyForQuery 'I' and nothing
+  // but CommandComplete, ParameterStatus and notices before it.
+  asio::awaitable<bool> reset_backend_session(const std::string& sql) {
+    if (sql.empty()) co_return true;
+    auto ec = co_await write_backend(protocol::query_message(sql));
+    if (ec) co_return false;
+    backend_buf_.clear();
+    std::size_t have = 0;
+    for (;;) {
+      auto parsed = protocol::parse_message(protocol::Bytes(backend_buf_.data(), have),
+                                            kMaxBackendStartupMessage);
+      if (std::holds_alternative<protocol::ParseError>(parsed)) co_return false;
+      if (auto* need = std::get_if<protocol::NeedMore>(&parsed)) {
+        backend_buf_.resize(have + std::max(need->bytes, RelayBuffers::kSize));
+        std::size_t n = 0;
+        std::tie(ec, n) = co_await read_backend_some(
+            asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have));
+        if (ec) co_return false;
+        have += n;
+        continue;
+      }
+      const auto msg = std::get<protocol::Message>(parsed);
+      if (msg.type == protocol::backend_type::kReadyForQuery) {
+        const bool clean = msg.payload.size() == 1 && msg.payload[0] == 'I' && msg.size == have;
+        backend_buf_.clear();
+        backend_buf_.shrink_to_fit();
+        co_return clean;
+      }
+      if (msg.type != 'C' && msg.type != protocol::backend_type::kParameterStatus &&
+          msg.type != protocol::backend_type::kNoticeResponse) {
+        co_return false;  // an ErrorResponse, or anything a reset does not send
+      }
+      backend_buf_.erase(backend_buf_.begin(), backend_buf_.begin() + msg.size);
+      have -= msg.size;
+    }
   }
 
   // Who connected: the certificate's audit fields, the same in the start and the end record.
@@ -1297,6 +1450,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     f.emplace_back("backend_tls",
                    backend_tls_ ? SSL_get_version(backend_tls_->native_handle()) : "");
     f.emplace_back("backend_auth", backend_auth_);
+    // Clients the backend connection has served, this one included (pool_mode: session).
+    f.emplace_back("backend_uses", backend_uses_);
   }
 
   // The audit record of an admitted session, once the backend is ready.
@@ -1394,8 +1549,14 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // reported about itself.
   config::BackendHost backend_host_;
   bool more_hosts_ = false;
-  bool try_next_host_ = false;   // the failure on this host is one libpq tries the next host after
-  bool host_timed_out_ = false;  // connect_timeout expired on this host
+  // pool_mode: session: the backend's start-up answer, when and how often the connection served.
+  std::vector<std::uint8_t> startup_reply_;
+  std::chrono::steady_clock::time_point backend_created_;
+  std::uint64_t backend_uses_ = 1;
+  bool backend_reading_ = false;  // backend_to_client is inside a read
+  bool keep_backend_ = false;     // the relay ended with the backend reusable
+  bool try_next_host_ = false;    // the failure on this host is one libpq tries the next host after
+  bool host_timed_out_ = false;   // connect_timeout expired on this host
   std::uint64_t host_attempt_ = 0;
   config::TargetSessionAttrs wanted_attrs_ = config::TargetSessionAttrs::any;
   std::optional<bool> in_hot_standby_;

@@ -7,10 +7,10 @@
 namespace pgmtls::proxy {
 
 TlsStream::TlsStream(boost::asio::ip::tcp::socket& socket, boost::asio::ssl::context& context)
-    : socket_(socket), ssl_(SSL_new(context.native_handle())) {
+    : socket_(&socket), ssl_(SSL_new(context.native_handle())) {
   error_code ec;
-  socket_.non_blocking(true, ec);
-  if (ssl_ == nullptr || ec || SSL_set_fd(ssl_, socket_.native_handle()) != 1) {
+  socket.non_blocking(true, ec);
+  if (ssl_ == nullptr || ec || SSL_set_fd(ssl_, socket.native_handle()) != 1) {
     SSL_free(ssl_);
     throw std::runtime_error("cannot set up TLS on the connection");
   }

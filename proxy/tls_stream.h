@@ -43,9 +43,17 @@ class TlsStream {
   ~TlsStream();
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
+  // Moving takes the SSL object along; the socket stays where it was.
+  TlsStream(TlsStream&& other) noexcept
+      : socket_(other.socket_), ssl_(std::exchange(other.ssl_, nullptr)) {}
+  TlsStream& operator=(TlsStream&&) = delete;
+
+  // The socket object now holding the connection's descriptor, after that socket was moved
+  // (a pooled backend connection changes hands so). Nothing may be in flight.
+  void rebind(boost::asio::ip::tcp::socket& socket) { socket_ = &socket; }
 
   SSL* native_handle() const { return ssl_; }
-  executor_type get_executor() { return socket_.get_executor(); }
+  executor_type get_executor() { return socket_->get_executor(); }
 
   // Signature void(error_code).
   template <typename Token>
@@ -117,10 +125,10 @@ class TlsStream {
         const int os_error = errno;
         const int why = SSL_get_error(stream.ssl_, result);
         if (why == SSL_ERROR_WANT_READ || why == SSL_ERROR_WANT_WRITE) {
-          stream.socket_.async_wait(why == SSL_ERROR_WANT_READ
-                                        ? boost::asio::ip::tcp::socket::wait_read
-                                        : boost::asio::ip::tcp::socket::wait_write,
-                                    std::move(self));
+          stream.socket_->async_wait(why == SSL_ERROR_WANT_READ
+                                         ? boost::asio::ip::tcp::socket::wait_read
+                                         : boost::asio::ip::tcp::socket::wait_write,
+                                     std::move(self));
           return;
         }
         ec = error_of(why, os_error);
@@ -151,10 +159,10 @@ class TlsStream {
   auto run(Attempt attempt, Token&& token) {
     constexpr bool with_size = !std::is_same_v<Signature, void(error_code)>;
     return boost::asio::async_compose<Token, Signature>(
-        Op<Attempt, with_size>{*this, std::move(attempt)}, token, socket_);
+        Op<Attempt, with_size>{*this, std::move(attempt)}, token, *socket_);
   }
 
-  boost::asio::ip::tcp::socket& socket_;
+  boost::asio::ip::tcp::socket* socket_;
   SSL* ssl_ = nullptr;
 };
 

@@ -432,6 +432,35 @@ TEST(ConfigText, BackendHostLists) {
   }
 }
 
+TEST(ConfigText, BackendPool) {
+  const auto base = std::string(kMinimalUpToBackend) + "    host: h\n";
+  const std::string dir = kConfigDir + "/valid";
+  const auto off = load_config_text(base, "t.yaml", dir);
+  ASSERT_TRUE(off.ok()) << all_errors(off);
+  EXPECT_EQ(off.config->backend.pool.mode, PoolMode::none);
+  const auto on = load_config_text(base +
+                                       "    pool_mode: session\n    pool_size: 5\n"
+                                       "    server_idle_timeout: 30s\n    server_lifetime: 10m\n"
+                                       "    server_reset_query: \"RESET ALL\"\n",
+                                   "t.yaml", dir);
+  ASSERT_TRUE(on.ok()) << all_errors(on);
+  const auto& pool = on.config->backend.pool;
+  EXPECT_EQ(pool.mode, PoolMode::session);
+  EXPECT_EQ(pool.pool_size, 5u);
+  EXPECT_EQ(pool.server_idle_timeout, 30s);
+  EXPECT_EQ(pool.server_lifetime, 10min);
+  EXPECT_EQ(pool.server_reset_query, "RESET ALL");
+  for (const auto& [yaml, message] : std::vector<std::pair<std::string, std::string>>{
+           {"    pool_mode: transaction\n", "pool_mode must be none or session"},
+           {"    pool_mode: session\n    pool_size: 0\n", "pool_size"},
+           {"    pool_mode: session\n    target_session_attrs: read-write\n",
+            "pool_mode session needs target_session_attrs any"}}) {
+    const auto r = load_config_text(base + yaml, "t.yaml", dir);
+    EXPECT_FALSE(r.ok()) << yaml;
+    EXPECT_NE(all_errors(r).find(message), std::string::npos) << all_errors(r);
+  }
+}
+
 TEST(ParseDuration, UnitsAndPlainSeconds) {
   EXPECT_EQ(parse_duration("10"), 10s);
   EXPECT_EQ(parse_duration("10s"), 10s);

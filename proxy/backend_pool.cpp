@@ -1,0 +1,125 @@
+#include "proxy/backend_pool.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace pgmtls::proxy {
+
+namespace {
+
+namespace asio = boost::asio;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Whether the server said or closed anything since the connection went idle.
+bool quiet(asio::ip::tcp::socket& socket) {
+  pollfd p{socket.native_handle(), POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
+
+// Closes the connection after a Terminate, sent without waiting: five bytes always fit.
+void close(PooledBackend& conn) {
+  static constexpr std::uint8_t kTerminate[] = {'X', 0, 0, 0, 4};
+  if (conn.socket.is_open()) {
+    if (conn.tls) {
+      SSL_write(conn.tls->native_handle(), kTerminate, sizeof kTerminate);
+    } else {
+      [[maybe_unused]] auto sent = ::send(conn.socket.native_handle(), kTerminate,
+                                          sizeof kTerminate, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+  }
+  boost::system::error_code ignored;
+  conn.idle_timer.cancel();
+  conn.socket.close(ignored);
+}
+
+}  // namespace
+
+std::shared_ptr<PooledBackend> BackendPool::take(const std::string& key,
+                                                 const config::PoolConfig& pool) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  auto& queue = it->second;
+  std::shared_ptr<PooledBackend> found;
+  const auto now = std::chrono::steady_clock::now();
+  while (!queue.empty() && !found) {
+    auto conn = std::move(queue.back());
+    queue.pop_back();
+    --idle_count_;
+    conn->taken = true;  // its watcher, woken by the cancels below, leaves it alone
+    conn->idle_timer.cancel();
+    boost::system::error_code ignored;
+    conn->socket.cancel(ignored);
+    if (now - conn->created < pool.server_lifetime && quiet(conn->socket)) {
+      found = std::move(conn);
+    } else {
+      close(*conn);
+    }
+  }
+  if (queue.empty()) idle_.erase(it);
+  return found;
+}
+
+void BackendPool::put(const std::string& key, std::shared_ptr<PooledBackend> conn,
+                      const config::PoolConfig& pool) {
+  auto& queue = idle_[key];
+  while (queue.size() >= pool.pool_size) {
+    auto oldest = std::move(queue.front());
+    queue.pop_front();
+    --idle_count_;
+    oldest->taken = true;
+    close(*oldest);
+  }
+  conn->taken = false;
+  conn->idle_timer.expires_after(pool.server_idle_timeout);
+  queue.push_back(conn);
+  ++idle_count_;
+  watch(key, std::move(conn));
+}
+
+void BackendPool::watch(std::string key, std::shared_ptr<PooledBackend> conn) {
+  using namespace asio::experimental::awaitable_operators;
+  auto executor = conn->socket.get_executor();
+  asio::co_spawn(
+      executor,
+      [this, key = std::move(key), conn = std::move(conn)]() -> asio::awaitable<void> {
+        co_await (conn->socket.async_wait(asio::ip::tcp::socket::wait_read, use_tuple) ||
+                  conn->idle_timer.async_wait(use_tuple));
+        // Taken by a session meanwhile (or closed): not ours any more.
+        if (conn->taken) co_return;
+        drop(key, conn);
+      },
+      asio::detached);
+}
+
+void BackendPool::drop(const std::string& key, const std::shared_ptr<PooledBackend>& conn) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return;
+  auto& queue = it->second;
+  const auto pos = std::find(queue.begin(), queue.end(), conn);
+  if (pos == queue.end()) return;
+  queue.erase(pos);
+  --idle_count_;
+  conn->taken = true;
+  close(*conn);
+  if (queue.empty()) idle_.erase(it);
+}
+
+void BackendPool::clear() {
+  for (auto& [key, queue] : idle_) {
+    for (auto& conn : queue) {
+      conn->taken = true;
+      close(*conn);
+    }
+  }
+  idle_.clear();
+  idle_count_ = 0;
+}
+
+}  // namespace pgmtls::proxy

@@ -859,45 +859,65 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     if (name == "default_transaction_read_only") default_read_only_ = value == "on";
   }
 
-  // Sends our StartupMessage and forwards the backend's answer up to ReadyForQuery.
-  asio::awaitable<bool> backend_startup() {
+  // The next whole message of the backend at backend_buf_[parsed_upto], read as needed (start-up
+  // and a pooled connection's reset, before any relay); parsed_upto moves past it. Its payload
+  // points into backend_buf_ until the next call.
+  asio::awaitable<std::variant<error_code, protocol::ParseError, protocol::Message>>
+  next_backend_message(std::size_t& parsed_upto) {
+    for (;;) {
+      auto parsed = protocol::parse_message(protocol::Bytes(backend_buf_).subspan(parsed_upto),
+                                            kMaxBackendStartupMessage);
+      if (auto* err = std::get_if<protocol::ParseError>(&parsed)) co_return *err;
+      if (auto* msg = std::get_if<protocol::Message>(&parsed)) {
+        parsed_upto += msg->size;
+        co_return *msg;
+      }
+      const std::size_t need = std::get<protocol::NeedMore>(parsed).bytes;
+      backend_buf_.erase(backend_buf_.begin(), backend_buf_.begin() + parsed_upto);
+      parsed_upto = 0;
+      const std::size_t have = backend_buf_.size();
+      backend_buf_.resize(have + std::max(need, RelayBuffers::kSize));
+      auto [ec, n] = co_await read_backend_some(
+          asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have));
+      backend_buf_.resize(have + (ec ? 0 : n));
+      if (ec) co_return ec;
+    }
+  }
+
+  // The client's start-up parameters that go on to the backend besides user and database (the
+  // protocol options, _pq_.*, were answered by pgmtls).
+  std::vector<std::pair<std::string, std::string>> forwarded_parameters() const {
     std::vector<std::pair<std::string, std::string>> params;
-    params.reserve(startup_.parameters.size() + 1);
-    params.emplace_back("user", role_);
-    params.emplace_back("database", startup_.database());
     for (const auto& [name, value] : startup_.parameters) {
       if (name == "user" || name == "database" || name.starts_with("_pq_.")) continue;
       params.emplace_back(name, value);
     }
+    return params;
+  }
+
+  // Sends our StartupMessage and forwards the backend's answer up to ReadyForQuery.
+  asio::awaitable<bool> backend_startup() {
+    std::vector<std::pair<std::string, std::string>> params{{"user", role_},
+                                                            {"database", startup_.database()}};
+    for (auto& param : forwarded_parameters())
+      params.push_back(std::move(param));
     auto ec = co_await write_backend(protocol::startup_message(params));
     if (ec) co_return co_await backend_unavailable("sending StartupMessage: " + ec.message());
-    std::size_t n = 0;
 
     std::vector<std::uint8_t> to_client;
     std::size_t parsed_upto = 0;
     for (;;) {
-      auto parsed = protocol::parse_message(protocol::Bytes(backend_buf_).subspan(parsed_upto),
-                                            kMaxBackendStartupMessage);
-      if (auto* err = std::get_if<protocol::ParseError>(&parsed)) {
+      auto next = co_await next_backend_message(parsed_upto);
+      if (auto* err = std::get_if<protocol::ParseError>(&next)) {
         co_return co_await backend_protocol_error(err->message);
       }
-      if (auto* need = std::get_if<protocol::NeedMore>(&parsed)) {
-        backend_buf_.erase(backend_buf_.begin(), backend_buf_.begin() + parsed_upto);
-        parsed_upto = 0;
-        const std::size_t have = backend_buf_.size();
-        backend_buf_.resize(have + std::max(need->bytes, RelayBuffers::kSize));
-        std::tie(ec, n) = co_await read_backend_some(
-            asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have));
-        backend_buf_.resize(have + (ec ? 0 : n));
-        if (ec) {
-          if (deadline_expired_) co_return startup_io_failed(ec, "the backend start-up");
-          co_return co_await backend_unavailable("backend closed during start-up: " + ec.message());
-        }
-        continue;
+      if (auto* read_error = std::get_if<error_code>(&next)) {
+        if (deadline_expired_) co_return startup_io_failed(*read_error, "the backend start-up");
+        co_return co_await backend_unavailable("backend closed during start-up: " +
+                                               read_error->message());
       }
-      const auto msg = std::get<protocol::Message>(parsed);
-      const auto* raw = backend_buf_.data() + parsed_upto;
-      parsed_upto += msg.size;
+      const auto msg = std::get<protocol::Message>(next);
+      const auto* raw = backend_buf_.data() + parsed_upto - msg.size;
       switch (msg.type) {
         case protocol::backend_type::kAuthentication: {
           const auto code = protocol::authentication_code(msg);
@@ -1303,11 +1323,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // Which pooled connections this session may use: the same snapshot (so the same backend,
   // credentials and TLS settings), role, database and start-up parameters.
   std::string pool_key() const {
-    std::vector<std::pair<std::string, std::string>> params;
-    for (const auto& [name, value] : startup_.parameters) {
-      if (name == "user" || name == "database" || name.starts_with("_pq_.")) continue;
-      params.emplace_back(name, value);
-    }
+    auto params = forwarded_parameters();
     std::sort(params.begin(), params.end());
     std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(snap_.get()));
     key += '\0' + role_ + '\0' + startup_.database();
@@ -1389,36 +1405,25 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // but CommandComplete, ParameterStatus and notices before it.
   asio::awaitable<bool> reset_backend_session(const std::string& sql) {
     if (sql.empty()) co_return true;
-    auto ec = co_await write_backend(protocol::query_message(sql));
+    const auto ec = co_await write_backend(protocol::query_message(sql));
     if (ec) co_return false;
     backend_buf_.clear();
-    std::size_t have = 0;
+    std::size_t parsed_upto = 0;
     for (;;) {
-      auto parsed = protocol::parse_message(protocol::Bytes(backend_buf_.data(), have),
-                                            kMaxBackendStartupMessage);
-      if (std::holds_alternative<protocol::ParseError>(parsed)) co_return false;
-      if (auto* need = std::get_if<protocol::NeedMore>(&parsed)) {
-        backend_buf_.resize(have + std::max(need->bytes, RelayBuffers::kSize));
-        std::size_t n = 0;
-        std::tie(ec, n) = co_await read_backend_some(
-            asio::buffer(backend_buf_.data() + have, backend_buf_.size() - have));
-        if (ec) co_return false;
-        have += n;
-        continue;
-      }
-      const auto msg = std::get<protocol::Message>(parsed);
-      if (msg.type == protocol::backend_type::kReadyForQuery) {
-        const bool clean = msg.payload.size() == 1 && msg.payload[0] == 'I' && msg.size == have;
+      auto next = co_await next_backend_message(parsed_upto);
+      const auto* msg = std::get_if<protocol::Message>(&next);
+      if (msg == nullptr) co_return false;
+      if (msg->type == protocol::backend_type::kReadyForQuery) {
+        const bool clean = msg->payload.size() == 1 && msg->payload[0] == 'I' &&
+                           parsed_upto == backend_buf_.size();
         backend_buf_.clear();
         backend_buf_.shrink_to_fit();
         co_return clean;
       }
-      if (msg.type != 'C' && msg.type != protocol::backend_type::kParameterStatus &&
-          msg.type != protocol::backend_type::kNoticeResponse) {
+      if (msg->type != 'C' && msg->type != protocol::backend_type::kParameterStatus &&
+          msg->type != protocol::backend_type::kNoticeResponse) {
         co_return false;  // an ErrorResponse, or anything a reset does not send
       }
-      backend_buf_.erase(backend_buf_.begin(), backend_buf_.begin() + msg.size);
-      have -= msg.size;
     }
   }
 

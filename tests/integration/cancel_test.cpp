@@ -12,9 +12,7 @@
 
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "proxy/cancel.h"
@@ -30,13 +28,6 @@ namespace {
 
 using proxy::instance_of;
 using ::testing::HasSubstr;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
 
 // A big-endian 32-bit value at any address (network bytes are not aligned).
 std::uint32_t be32_at(const char* p) {
@@ -161,11 +152,7 @@ class CancelTest : public ::testing::Test {
   // PostgreSQL with TLS (the test PKI's server certificate) for `backend_sslmode` sessions.
   void start(const std::string& backend_sslmode) {
     pki_ = std::make_unique<TestPki>(0);
-    PostgresOptions options;
-    options.settings = {"ssl=on", "ssl_cert_file=server.crt", "ssl_key_file=server.key"};
-    options.data_files = {{"server.crt", read_file(pki_->server_cert_file())},
-                          {"server.key", read_file(pki_->server_key_file())}};
-    postgres_ = std::make_unique<PostgresServer>(options);
+    postgres_ = std::make_unique<PostgresServer>(tls_postgres_options(*pki_));
     postgres_->exec("CREATE ROLE alice LOGIN;");
     ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
     std::string yaml = c.to_yaml();

@@ -23,24 +23,13 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 class PoolTest : public ::testing::Test {
  protected:
   // PostgreSQL with TLS, which pgmtls's default sslmode (prefer) uses: pooled connections carry
   // their TLS session along.
   static void SetUpTestSuite() {
     pki_ = std::make_unique<TestPki>(0);
-    PostgresOptions options;
-    options.settings = {"ssl=on", "ssl_cert_file=server.crt", "ssl_key_file=server.key"};
-    options.data_files = {{"server.crt", read_file(pki_->server_cert_file())},
-                          {"server.key", read_file(pki_->server_key_file())}};
-    postgres_ = std::make_unique<PostgresServer>(options);
+    postgres_ = std::make_unique<PostgresServer>(tls_postgres_options(*pki_));
     postgres_->exec("CREATE ROLE alice LOGIN; CREATE ROLE carol LOGIN;");
   }
   static void TearDownTestSuite() {

@@ -3,9 +3,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "tests/integration/support/pgmtls_process.h"
+#include "tests/integration/support/postgres_server.h"
 #include "tests/integration/support/test_pki.h"
 
 namespace pgmtls::integration {
@@ -22,6 +25,21 @@ inline constexpr const char* kCertMapYaml = R"(  certmap:
     - { identity: carol, role: carol }
     - { identity: "/^(user[0-9]+)$", role: "\\1" }
 )";
+
+// PostgreSQL with TLS on, serving the test PKI's server certificate (for pgmtls's backend TLS).
+inline PostgresOptions tls_postgres_options(const TestPki& pki) {
+  auto contents = [](const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  PostgresOptions options;
+  options.settings = {"ssl=on", "ssl_cert_file=server.crt", "ssl_key_file=server.key"};
+  options.data_files = {{"server.crt", contents(pki.server_cert_file())},
+                        {"server.key", contents(pki.server_key_file())}};
+  return options;
+}
 
 // A config for pgmtls in front of a backend on 127.0.0.1:backend_port: the test PKI's server
 // certificate, the root as the only trusted CA, no CRL, no map.

@@ -671,8 +671,13 @@ class Loader {
                  backend.pool.mode = PoolMode::none;
                } else if (*v == "session") {
                  backend.pool.mode = PoolMode::session;
+               } else if (*v == "transaction") {
+                 // The parts (proxy/statement_router.h, the pool's slots and waiters) are in;
+                 // the session does not drive them yet.
+                 error(n, prefix + ".pool_mode transaction is not available yet");
                } else {
-                 error(n, prefix + ".pool_mode must be none or session, not \"" + *v + "\"");
+                 error(n, prefix + ".pool_mode must be none, session or transaction, not \"" + *v +
+                              "\"");
                }
              }},
             {"pool_size",
@@ -713,7 +718,8 @@ class Loader {
     if (backend.pool.mode != PoolMode::none &&
         backend.target_session_attrs != TargetSessionAttrs::any) {
       // A pooled connection's server may have been promoted or demoted since it was checked.
-      error(entry.second, prefix + ": pool_mode session needs target_session_attrs any");
+      error(entry.second, prefix + ": pool_mode " + std::string(to_string(backend.pool.mode)) +
+                              " needs target_session_attrs any");
     }
     const auto& tls = backend.tls;
     if ((tls.sslmode == SslMode::verify_ca || tls.sslmode == SslMode::verify_full) &&
@@ -1221,6 +1227,18 @@ LoadResult load_config_file(const std::string& path) {
   LoadResult result = load_config_text(buf.str(), path, base);
   if (result.config) result.config->files.insert(result.config->files.begin(), path);
   return result;
+}
+
+std::string_view to_string(PoolMode mode) {
+  switch (mode) {
+    case PoolMode::none:
+      return "none";
+    case PoolMode::session:
+      return "session";
+    case PoolMode::transaction:
+      return "transaction";
+  }
+  return "?";
 }
 
 std::string_view to_string(TargetSessionAttrs attrs) {

@@ -93,12 +93,22 @@ struct BackendHost {
 
 // Backend connection pooling (PgBouncer's names). In session mode a client's backend connection
 // outlives the client: reset with server_reset_query and kept, per worker, for the next client
-// with the same role, database and start-up parameters.
-enum class PoolMode { none, session };
+// with the same role, database and start-up parameters. In transaction mode a client holds a
+// backend connection only while a transaction (or an extended-protocol pipeline) is open.
+enum class PoolMode { none, session, transaction };
+
+std::string_view to_string(PoolMode mode);
 
 struct PoolConfig {
   PoolMode mode = PoolMode::none;
-  unsigned pool_size = 20;  // idle connections kept per worker and key; more are closed
+  // session: idle connections kept per worker and key, more are closed. transaction: backend
+  // connections per worker and key, idle or busy; a client waits for one when all are busy.
+  unsigned pool_size = 20;
+  // transaction: how long a client waits for a backend connection before its query fails.
+  std::chrono::milliseconds query_wait_timeout{std::chrono::seconds(120)};
+  // transaction: pgmtls's prepared statements kept per backend connection (least recently used
+  // closed first).
+  unsigned max_prepared_statements = 200;
   std::chrono::milliseconds server_idle_timeout{std::chrono::seconds(60)};
   std::chrono::milliseconds server_lifetime{std::chrono::hours(1)};
   std::string server_reset_query = "DISCARD ALL";

@@ -111,6 +111,82 @@ void BackendPool::drop(const std::string& key, const std::shared_ptr<PooledBacke
   if (queue.empty()) idle_.erase(it);
 }
 
+void PoolSlot::reset() {
+  if (pool_ != nullptr) std::exchange(pool_, nullptr)->slot_freed(key_);
+}
+
+std::size_t BackendPool::open(const std::string& key) const {
+  auto it = keys_.find(key);
+  return it == keys_.end() ? 0 : it->second.open;
+}
+
+PoolSlot BackendPool::open_slot(const std::string& key, std::shared_ptr<const Snapshot> snapshot) {
+  auto& state = keys_[key];
+  ++state.open;
+  state.snapshot = std::move(snapshot);
+  return PoolSlot(this, key);
+}
+
+const std::vector<std::uint8_t>* BackendPool::startup_reply(const std::string& key) const {
+  auto it = keys_.find(key);
+  if (it == keys_.end() || it->second.startup_reply.empty()) return nullptr;
+  return &it->second.startup_reply;
+}
+
+void BackendPool::remember_startup_reply(const std::string& key,
+                                         const std::vector<std::uint8_t>& reply) {
+  auto it = keys_.find(key);
+  if (it != keys_.end() && it->second.startup_reply.empty()) it->second.startup_reply = reply;
+}
+
+void BackendPool::wait(const std::string& key, Waiter* waiter) {
+  keys_[key].waiters.push_back(waiter);
+  ++waiting_;
+}
+
+void BackendPool::unwait(const std::string& key, Waiter* waiter) {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return;
+  auto& waiters = it->second.waiters;
+  auto pos = std::find(waiters.begin(), waiters.end(), waiter);
+  if (pos == waiters.end()) return;
+  waiters.erase(pos);
+  --waiting_;
+  forget_if_unused(it);
+}
+
+void BackendPool::release(const std::string& key, std::shared_ptr<PooledBackend> conn,
+                          const config::PoolConfig& pool) {
+  auto it = keys_.find(key);
+  if (it != keys_.end() && !it->second.waiters.empty()) {
+    Waiter* first = it->second.waiters.front();
+    it->second.waiters.pop_front();
+    --waiting_;
+    first->handed = std::move(conn);
+    first->timer->cancel();
+    return;
+  }
+  put(key, std::move(conn), pool);
+}
+
+void BackendPool::slot_freed(const std::string& key) {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return;
+  --it->second.open;
+  if (!it->second.waiters.empty()) {
+    Waiter* first = it->second.waiters.front();
+    it->second.waiters.pop_front();
+    --waiting_;
+    first->slot_freed = true;
+    first->timer->cancel();
+  }
+  forget_if_unused(it);
+}
+
+void BackendPool::forget_if_unused(std::unordered_map<std::string, KeyState>::iterator it) {
+  if (it->second.open == 0 && it->second.waiters.empty()) keys_.erase(it);
+}
+
 void BackendPool::clear() {
   for (auto& [key, queue] : idle_) {
     for (auto& conn : queue) {

@@ -38,6 +38,13 @@ void CancelTable::remove(const CancelKey& key) {
   if (it != entries_.end() && it->second.secret == key.secret) entries_.erase(it);
 }
 
+void CancelTable::retarget(const CancelKey& key, CancelTarget target) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key.pid);
+  if (it != entries_.end() && it->second.secret == key.secret)
+    it->second.target = std::move(target);
+}
+
 std::optional<CancelTarget> CancelTable::find(const CancelKey& key) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key.pid);

@@ -51,6 +51,9 @@ class CancelTable {
   // A fresh key, unique among live entries, for `target`.
   CancelKey add(CancelTarget target);
   void remove(const CancelKey& key);
+  // Points a live key at another backend connection (pool_mode: transaction, where a session's
+  // connection changes between transactions, and between them is none: backend_pid 0).
+  void retarget(const CancelKey& key, CancelTarget target);
   // The target of a key handed out by this instance; nullopt for any other key (the secret is
   // compared in constant time).
   std::optional<CancelTarget> find(const CancelKey& key) const;

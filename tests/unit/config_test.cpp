@@ -451,7 +451,8 @@ TEST(ConfigText, BackendPool) {
   EXPECT_EQ(pool.server_lifetime, 10min);
   EXPECT_EQ(pool.server_reset_query, "RESET ALL");
   for (const auto& [yaml, message] : std::vector<std::pair<std::string, std::string>>{
-           {"    pool_mode: transaction\n", "pool_mode must be none or session"},
+           {"    pool_mode: statement\n", "pool_mode must be none, session or transaction"},
+           {"    pool_mode: transaction\n", "pool_mode transaction is not available yet"},
            {"    pool_mode: session\n    pool_size: 0\n", "pool_size"},
            {"    pool_mode: session\n    target_session_attrs: read-write\n",
             "pool_mode session needs target_session_attrs any"}}) {

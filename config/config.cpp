@@ -672,9 +672,7 @@ class Loader {
                } else if (*v == "session") {
                  backend.pool.mode = PoolMode::session;
                } else if (*v == "transaction") {
-                 // The parts (proxy/statement_router.h, the pool's slots and waiters) are in;
-                 // the session does not drive them yet.
-                 error(n, prefix + ".pool_mode transaction is not available yet");
+                 backend.pool.mode = PoolMode::transaction;
                } else {
                  error(n, prefix + ".pool_mode must be none, session or transaction, not \"" + *v +
                               "\"");
@@ -683,6 +681,15 @@ class Loader {
             {"pool_size",
              [&](const YAML::Node& n) {
                integer(n, prefix + ".pool_size", 1u, 100000u, backend.pool.pool_size);
+             }},
+            {"query_wait_timeout",
+             [&](const YAML::Node& n) {
+               duration(n, prefix + ".query_wait_timeout", backend.pool.query_wait_timeout);
+             }},
+            {"max_prepared_statements",
+             [&](const YAML::Node& n) {
+               integer(n, prefix + ".max_prepared_statements", 1u, 100000u,
+                       backend.pool.max_prepared_statements);
              }},
             {"server_idle_timeout",
              [&](const YAML::Node& n) {

@@ -1,5 +1,6 @@
 #include "protocol/frontend.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace pgmtls::protocol {
@@ -122,6 +123,63 @@ void append_target(std::vector<std::uint8_t>& out, char type, char kind, std::st
 void append_sync(std::vector<std::uint8_t>& out) {
   begin_message(out, frontend_type::kSync);
   out.back() = 4;
+}
+
+FrontendSplitter::Piece FrontendSplitter::next(Bytes input) {
+  using Kind = Piece::Kind;
+  if (handed_out_) {
+    buf_.clear();
+    handed_out_ = false;
+  }
+  if (body_left_ > 0) {
+    if (input.empty()) return {};
+    const std::size_t take =
+        static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, input.size()));
+    body_left_ -= take;
+    return {Kind::body, type_, input.first(take), take};
+  }
+  // The header: from the input when it is all there and nothing is gathered, else gathered.
+  std::size_t used = 0;
+  if (buf_.size() < 5) {
+    if (buf_.empty() && input.size() >= 5) {
+      const std::uint32_t length = read_u32(input.data() + 1);
+      const char type = static_cast<char>(input[0]);
+      if (length < 4 || (whole_(type) && length > max_whole_ - 1)) {
+        return {Kind::error, type, {}, 0};
+      }
+      if (!whole_(type)) {
+        body_left_ = length - 4;
+        type_ = type;
+        return {Kind::start, type, input.first(5), 5};
+      }
+      if (input.size() >= 1 + std::size_t{length}) {
+        return {Kind::whole, type, input.first(1 + length), 1 + std::size_t{length}};
+      }
+    }
+    used = std::min<std::size_t>(5 - buf_.size(), input.size());
+    buf_.insert(buf_.end(), input.begin(), input.begin() + static_cast<std::ptrdiff_t>(used));
+    if (buf_.size() < 5) return {Kind::need_more, 0, {}, used};
+    const std::uint32_t length = read_u32(buf_.data() + 1);
+    const char type = static_cast<char>(buf_[0]);
+    if (length < 4 || (whole_(type) && length > max_whole_ - 1)) {
+      return {Kind::error, type, {}, used};
+    }
+    if (!whole_(type)) {
+      body_left_ = length - 4;
+      type_ = type;
+      handed_out_ = true;
+      return {Kind::start, type, Bytes(buf_), used};
+    }
+  }
+  // A whole message, gathered.
+  const std::size_t total = 1 + std::size_t{read_u32(buf_.data() + 1)};
+  const std::size_t take = std::min(total - buf_.size(), input.size() - used);
+  buf_.insert(buf_.end(), input.begin() + static_cast<std::ptrdiff_t>(used),
+              input.begin() + static_cast<std::ptrdiff_t>(used + take));
+  used += take;
+  if (buf_.size() < total) return {Kind::need_more, 0, {}, used};
+  handed_out_ = true;
+  return {Kind::whole, static_cast<char>(buf_[0]), Bytes(buf_), used};
 }
 
 }  // namespace pgmtls::protocol

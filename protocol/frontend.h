@@ -69,4 +69,41 @@ void append_bind(std::vector<std::uint8_t>& out, std::string_view portal,
 void append_target(std::vector<std::uint8_t>& out, char type, char kind, std::string_view name);
 void append_sync(std::vector<std::uint8_t>& out);
 
+// Cuts a client's byte stream into what pool_mode: transaction handles: messages of the types
+// `whole` selects come out whole (gathered across reads when a read splits them), the others as
+// they arrive, their header first and then their body in pieces, so a large CopyData never waits
+// to be complete.
+class FrontendSplitter {
+ public:
+  struct Piece {
+    enum class Kind {
+      need_more,  // all of the input was taken; nothing to hand out yet
+      whole,      // `bytes` is one whole message, header included
+      start,      // `bytes` is the 5-byte header of a message whose body follows as `body`
+      body,       // `bytes` are body bytes of the current streamed message
+      error,      // a length below 4, or a whole message above the limit: the stream is lost
+    };
+    Kind kind = Kind::need_more;
+    char type = 0;
+    Bytes bytes;           // valid until the next call of next()
+    std::size_t used = 0;  // bytes of the input consumed
+  };
+
+  FrontendSplitter(bool (*whole)(char type), std::size_t max_whole)
+      : whole_(whole), max_whole_(max_whole) {}
+
+  // The next piece of `input` (the rest of a read: call again with what follows `used`).
+  Piece next(Bytes input);
+  // Between two messages: nothing of the next one taken yet.
+  bool at_boundary() const { return body_left_ == 0 && buf_.empty(); }
+
+ private:
+  bool (*whole_)(char);
+  const std::size_t max_whole_;
+  std::vector<std::uint8_t> buf_;  // a header, or a whole message, gathered across reads
+  bool handed_out_ = false;        // buf_ was given out whole, to be cleared at the next call
+  std::uint64_t body_left_ = 0;    // of the streamed message
+  char type_ = 0;
+};
+
 }  // namespace pgmtls::protocol

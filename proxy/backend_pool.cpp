@@ -23,8 +23,9 @@ bool quiet(asio::ip::tcp::socket& socket) {
   return ::poll(&p, 1, 0) == 0;
 }
 
-// Closes the connection after a Terminate, sent without waiting: five bytes always fit.
-void close(PooledBackend& conn) {
+}  // namespace
+
+void close_pooled(PooledBackend& conn) {
   static constexpr std::uint8_t kTerminate[] = {'X', 0, 0, 0, 4};
   if (conn.socket.is_open()) {
     if (conn.tls) {
@@ -38,8 +39,6 @@ void close(PooledBackend& conn) {
   conn.idle_timer.cancel();
   conn.socket.close(ignored);
 }
-
-}  // namespace
 
 std::shared_ptr<PooledBackend> BackendPool::take(const std::string& key,
                                                  const config::PoolConfig& pool) {
@@ -59,7 +58,7 @@ std::shared_ptr<PooledBackend> BackendPool::take(const std::string& key,
     if (now - conn->created < pool.server_lifetime && quiet(conn->socket)) {
       found = std::move(conn);
     } else {
-      close(*conn);
+      close_pooled(*conn);
     }
   }
   if (queue.empty()) idle_.erase(it);
@@ -74,7 +73,7 @@ void BackendPool::put(const std::string& key, std::shared_ptr<PooledBackend> con
     queue.pop_front();
     --idle_count_;
     oldest->taken = true;
-    close(*oldest);
+    close_pooled(*oldest);
   }
   conn->taken = false;
   conn->idle_timer.expires_after(pool.server_idle_timeout);
@@ -107,7 +106,7 @@ void BackendPool::drop(const std::string& key, const std::shared_ptr<PooledBacke
   queue.erase(pos);
   --idle_count_;
   conn->taken = true;
-  close(*conn);
+  close_pooled(*conn);
   if (queue.empty()) idle_.erase(it);
 }
 
@@ -191,7 +190,7 @@ void BackendPool::clear() {
   for (auto& [key, queue] : idle_) {
     for (auto& conn : queue) {
       conn->taken = true;
-      close(*conn);
+      close_pooled(*conn);
     }
   }
   idle_.clear();

@@ -25,6 +25,7 @@
 #include "auth/tls_context.h"
 #include "auth/verify_reason.h"
 #include "protocol/builders.h"
+#include "protocol/frontend.h"
 #include "protocol/initial_packet.h"
 #include "protocol/message.h"
 #include "proxy/backend_pool.h"
@@ -50,6 +51,9 @@ constexpr std::size_t kMaxBackendStartupMessage = 1 << 20;
 // A terminated session whose backend stream reaches no message boundary within this long (a
 // stalled backend, a client not reading) is closed without the FATAL message.
 constexpr auto kTerminateGrace = std::chrono::seconds(5);
+// pool_mode: transaction holds Parse, Bind, Describe, Close and Query messages whole to rewrite
+// them; a larger one ends the session.
+constexpr std::size_t kMaxWholeMessage = 64u << 20;
 
 // TCP keepalives (tcp_keepalives: in the config) on a client or backend socket.
 void set_keepalives(tcp::socket& socket, const config::KeepaliveConfig& k) {
@@ -80,7 +84,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         expiry_timer_(client_.get_executor()),
         snap_(std::move(snapshot)),
         id_(id),
-        started_(std::chrono::steady_clock::now()) {
+        started_(std::chrono::steady_clock::now()),
+        wait_timer_(client_.get_executor()) {
     error_code ec;
     const auto ep = client_.remote_endpoint(ec);
     peer_ = ec ? std::string("unknown") : endpoint_text(ep);
@@ -106,6 +111,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     // operator, must find it gone), nor once the backend connection may serve another client.
     forget_cancel_key();
     if (keep_backend_) co_await return_backend_to_pool();
+    // pool_mode: transaction: a connection held with no reader (taken during start-up) is done.
+    if (held_ && !reader_running_) finish_backend(true);
     close_sockets();
     log_outcome();
   }
@@ -118,6 +125,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       error_code ignored;
       client_.cancel(ignored);
       backend_.cancel(ignored);
+      wait_timer_.cancel();
       return;
     }
     deadline_.expires_after(kTerminateGrace);
@@ -237,10 +245,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     const auto& backend = snap_->config.backend;
     std::vector<config::BackendHost> hosts = backend.hosts;
     if (hosts.empty()) hosts.push_back({backend.host, backend.port});
-    if (pooling()) {
+    if (session_pooling()) {
       const bool reused = co_await reuse_pooled_backend();
       if (reused) co_return true;
     }
+    if (transaction_pooling() && !reconnecting_) co_return co_await transaction_startup();
     std::vector<A> passes{backend.target_session_attrs};
     if (backend.target_session_attrs == A::prefer_standby) passes = {A::standby, A::any};
     std::string tried;
@@ -746,6 +755,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       co_return co_await backend_unavailable("connect to " + backend_name_ + ": " + ec.message());
     }
     try_next_host_ = false;
+    backend_endpoint_ = backend_.remote_endpoint(ec);
     backend_.set_option(tcp::no_delay(true), ec);
     set_keepalives(backend_, snap_->config.tcp_keepalives);
     const bool ok = co_await negotiate_backend_tls();
@@ -948,6 +958,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           // client verbatim, so it reads exactly what PostgreSQL said. "Cannot connect now"
           // (starting up, shutting down, a standby without hot_standby) sends libpq, and pgmtls,
           // to the next host.
+          // Mid-session (pool_mode: transaction), the client has had its start-up answer.
+          if (reconnecting_) to_client.clear();
           to_client.insert(to_client.end(), raw, raw + msg.size);
           set_outcome(Result::rejected, reason::kBackendError,
                       "backend refused: " + fields['C'] + " " + fields['M']);
@@ -980,15 +992,22 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                 "target_session_attrs=" + std::string(config::to_string(wanted_attrs_)) + " and " +
                 mismatch);
           }
-          if (pooling()) {
+          if (reconnecting_) {
+            // pool_mode: transaction: a connection for the pool, not the client's start-up.
+            startup_reply_ = std::move(to_client);  // everything so far but BackendKeyData
+            backend_created_ = std::chrono::steady_clock::now();
+            backend_uses_ = 0;
+            backend_buf_.clear();
+            backend_buf_.shrink_to_fit();
+            metrics_.backend_startup.observe(backend_created_ - backend_started_);
+            co_return true;
+          }
+          if (session_pooling()) {
             startup_reply_ = to_client;  // everything so far but BackendKeyData
             backend_created_ = std::chrono::steady_clock::now();
           }
           if (backend_key_) {
-            error_code ec;
-            cancel_key_ = runtime_.cancel.add({backend_.remote_endpoint(ec), backend_host_.host,
-                                               backend_key_->first, backend_key_->second,
-                                               backend_tls_.has_value(), snap_, id_});
+            cancel_key_ = runtime_.cancel.add(cancel_target());
             const auto ours = protocol::backend_key_data(cancel_key_->pid, cancel_key_->secret);
             to_client.insert(to_client.begin() + static_cast<std::ptrdiff_t>(key_at_), ours.begin(),
                              ours.end());
@@ -1131,6 +1150,12 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       asio::co_spawn(client_.get_executor(), watch_idle(shared_from_this()), asio::detached);
     }
     if (snap_->config.on_expiry == config::CertificateEventAction::terminate) watch_expiry();
+    if (transaction_pooling()) {
+      // The connection that answered the start-up, if any, is free until the first request.
+      if (held_) release_backend();
+      co_await transaction_client_to_backend();
+      co_return;
+    }
     // Whichever direction ends first closes both sockets, which ends the other at once.
     if (backend_tls_) {
       co_await (client_to_backend(*backend_tls_) && backend_to_client(*backend_tls_));
@@ -1172,7 +1197,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       last_activity_ = std::chrono::steady_clock::now();
       client_messages_.follow(protocol::Bytes(buf.data(), n));
       // With pooling, the client's Terminate ends its session, not the backend's.
-      const bool terminated = pooling() && client_messages_.at_boundary() &&
+      const bool terminated = session_pooling() && client_messages_.at_boundary() &&
                               client_messages_.last_type() == 'X' && n >= 5 &&
                               buf.data()[n - 5] == 'X';
       if (terminated) n -= 5;
@@ -1310,7 +1335,13 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     error_code ignored;
     client_.shutdown(tcp::socket::shutdown_both, ignored);
     client_.close(ignored);
-    if (!keep_backend_) backend_.close(ignored);
+    if (reader_running_) {
+      // pool_mode: transaction: the reader decides what becomes of the connection it holds.
+      backend_.cancel(ignored);
+    } else if (!keep_backend_) {
+      backend_.close(ignored);
+    }
+    wait_timer_.cancel();
     deadline_.cancel();
     idle_timer_.cancel();
     expiry_timer_.cancel();
@@ -1318,7 +1349,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   // ---- pool_mode: session ----
 
-  bool pooling() const { return snap_->config.backend.pool.mode == config::PoolMode::session; }
+  bool session_pooling() const {
+    return snap_->config.backend.pool.mode == config::PoolMode::session;
+  }
 
   // Which pooled connections this session may use: the same snapshot (so the same backend,
   // credentials and TLS settings), role, database and start-up parameters.
@@ -1338,20 +1371,42 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   asio::awaitable<bool> reuse_pooled_backend() {
     auto conn = runtime_.pools[worker_]->take(pool_key(), snap_->config.backend.pool);
     if (!conn) co_return false;
-    backend_ = std::move(conn->socket);
-    if (conn->tls) {
-      backend_tls_.emplace(std::move(*conn->tls));
+    adopt(*conn);
+    cancel_key_ = runtime_.cancel.add(cancel_target());
+    co_return co_await send_startup_reply();
+  }
+
+  // Takes over a pooled connection.
+  void adopt(PooledBackend& conn) {
+    backend_ = std::move(conn.socket);
+    if (conn.tls) {
+      backend_tls_.emplace(std::move(*conn.tls));
       backend_tls_->rebind(backend_);
     }
-    backend_host_ = conn->host;
-    backend_name_ = conn->host.host + ":" + std::to_string(conn->host.port);
-    backend_auth_ = conn->auth;
-    backend_key_ = conn->backend_key;
-    backend_created_ = conn->created;
-    backend_uses_ = conn->uses + 1;
-    startup_reply_ = std::move(conn->startup_reply);
-    cancel_key_ = runtime_.cancel.add({conn->endpoint, backend_host_.host, backend_key_->first,
-                                       backend_key_->second, backend_tls_.has_value(), snap_, id_});
+    backend_host_ = conn.host;
+    backend_name_ = conn.host.host + ":" + std::to_string(conn.host.port);
+    backend_endpoint_ = conn.endpoint;
+    backend_auth_ = conn.auth;
+    backend_key_ = conn.backend_key;
+    backend_created_ = conn.created;
+    backend_uses_ = conn.uses + 1;
+    startup_reply_ = std::move(conn.startup_reply);
+    slot_ = std::move(conn.slot);
+    statements_ = std::move(conn.statements);
+  }
+
+  // The backend connection as a cancel key's target; none (backend_pid 0) when none is held.
+  CancelTarget cancel_target() const {
+    CancelTarget target{
+        backend_endpoint_, backend_host_.host, 0, 0, backend_tls_.has_value(), snap_, id_};
+    if (backend_key_ && (!transaction_pooling() || held_)) {
+      std::tie(target.backend_pid, target.backend_secret) = *backend_key_;
+    }
+    return target;
+  }
+
+  // The start-up answer (startup_reply_) with a key of pgmtls's own and ReadyForQuery 'I'.
+  asio::awaitable<bool> send_startup_reply() {
     std::vector<std::uint8_t> to_client = startup_reply_;
     const auto ours = protocol::backend_key_data(cancel_key_->pid, cancel_key_->secret);
     to_client.insert(to_client.end(), ours.begin(), ours.end());
@@ -1367,7 +1422,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // on, nobody is ending the session, and both streams rest between messages with every request
   // answered outside a transaction.
   bool backend_reusable() const {
-    return pooling() && !terminating_ && !backend_reading_ && !backend_messages_.broken() &&
+    return session_pooling() && !terminating_ && !backend_reading_ && !backend_messages_.broken() &&
            backend_key_ && idle();
   }
 
@@ -1384,6 +1439,12 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     const bool reset = co_await reset_backend_session(pool.server_reset_query);
     disarm_host_timer();
     if (!reset || host_timed_out_) co_return;
+    backend_endpoint_ = endpoint;
+    runtime_.pools[worker_]->put(pool_key(), pooled_backend(), pool);
+  }
+
+  // The backend connection, its TLS and what is known about it, moved out for the pool.
+  std::shared_ptr<PooledBackend> pooled_backend() {
     auto conn = std::make_shared<PooledBackend>(std::move(backend_));
     if (backend_tls_) {
       conn->tls.emplace(std::move(*backend_tls_));
@@ -1392,13 +1453,16 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     }
     conn->snapshot = snap_;
     conn->startup_reply = std::move(startup_reply_);
-    conn->backend_key = *backend_key_;
-    conn->endpoint = endpoint;
+    conn->backend_key = backend_key_.value_or(std::pair<std::uint32_t, std::uint32_t>{0, 0});
+    conn->endpoint = backend_endpoint_;
     conn->host = backend_host_;
     conn->auth = backend_auth_;
     conn->created = backend_created_;
     conn->uses = backend_uses_;
-    runtime_.pools[worker_]->put(pool_key(), std::move(conn), pool);
+    conn->slot = std::move(slot_);
+    conn->statements = std::move(statements_);
+    statements_ = {};
+    return conn;
   }
 
   // server_reset_query as a simple query; true when it ends with ReadyForQuery 'I' and nothing
@@ -1424,6 +1488,298 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
           msg->type != protocol::backend_type::kNoticeResponse) {
         co_return false;  // an ErrorResponse, or anything a reset does not send
       }
+    }
+  }
+
+  // ---- pool_mode: transaction ----
+  //
+  // The session holds a backend connection only from a client's request to the ReadyForQuery
+  // 'I' that ends its transaction; then the connection goes back to the worker's pool (or to a
+  // waiting session) with its prepared statements, which StatementRouter tracks. The client
+  // loop cuts the client's stream into messages (FrontendSplitter), takes a connection when a
+  // message starts and none is held, and writes what the router makes of the messages. A reader
+  // coroutine, one per held connection, relays the backend's answers through the router and
+  // releases the connection once everything is answered; it alone decides what becomes of the
+  // connection, so nothing moves a socket it is reading.
+
+  bool transaction_pooling() const {
+    return snap_->config.backend.pool.mode == config::PoolMode::transaction;
+  }
+
+  // Whole messages pgmtls must see in full to rewrite, or to end the session at (Terminate).
+  static bool whole_in_transaction_mode(char type) {
+    return StatementRouter::rewrites(type) || type == protocol::frontend_type::kTerminate;
+  }
+
+  // The start-up: answered from the pool's first connection for the key when one is open, so a
+  // new client costs no backend connection; otherwise a connection is taken or made for it.
+  asio::awaitable<bool> transaction_startup() {
+    const auto& pool = snap_->config.backend.pool;
+    pool_key_ = pool_key();
+    router_.emplace(id_, pool.max_prepared_statements);
+    if (const auto* reply = runtime_.pools[worker_]->startup_reply(pool_key_)) {
+      startup_reply_ = *reply;
+      backend_key_.reset();
+    } else {
+      const bool ok = co_await acquire_backend();
+      if (!ok) co_return false;
+    }
+    cancel_key_ = runtime_.cancel.add(cancel_target());
+    co_return co_await send_startup_reply();
+  }
+
+  // A backend connection for the session's next transaction: an idle one, a new one while the
+  // key has fewer than pool_size, or the first one another session gives back, within
+  // query_wait_timeout. False once the outcome is decided (the client was told).
+  asio::awaitable<bool> acquire_backend() {
+    auto& pool = *runtime_.pools[worker_];
+    const auto& config = snap_->config.backend.pool;
+    const auto until = std::chrono::steady_clock::now() + config.query_wait_timeout;
+    for (;;) {
+      if (auto conn = pool.take(pool_key_, config)) {
+        adopt(*conn);
+        break;
+      }
+      if (pool.open(pool_key_) < config.pool_size) {
+        slot_ = pool.open_slot(pool_key_, snap_);
+        reconnecting_ = true;
+        const bool ok = co_await connect_any_backend();
+        reconnecting_ = false;
+        if (!ok) {
+          reset_backend();
+          slot_.reset();
+          co_return false;
+        }
+        pool.remember_startup_reply(pool_key_, startup_reply_);
+        break;
+      }
+      BackendPool::Waiter waiter{&wait_timer_, nullptr, false};
+      pool.wait(pool_key_, &waiter);
+      wait_timer_.expires_at(until);
+      co_await wait_timer_.async_wait(use_tuple);
+      pool.unwait(pool_key_, &waiter);  // unless it was woken by the pool
+      if (waiter.handed) {
+        adopt(*waiter.handed);
+        break;
+      }
+      if (terminating_ || relay_ended_) co_return false;
+      if (!waiter.slot_freed && std::chrono::steady_clock::now() >= until) {
+        co_await refuse(reason::kQueryWaitTimeout, sqlstate::kTooManyConnections,
+                        "no backend connection became free within query_wait_timeout",
+                        "query_wait_timeout (" + std::to_string(config.query_wait_timeout.count()) +
+                            " ms) expired with all " + std::to_string(config.pool_size) +
+                            " backend connections of this pool busy");
+        co_return false;
+      }
+    }
+    held_ = true;
+    ++backend_checkouts_;
+    router_->attach(statements_);
+    if (cancel_key_) runtime_.cancel.retarget(*cancel_key_, cancel_target());
+    if (in_relay_) {
+      reader_running_ = true;
+      asio::co_spawn(client_.get_executor(), transaction_backend_to_client(shared_from_this()),
+                     asio::detached);
+    }
+    co_return true;
+  }
+
+  // Everything the held connection was asked is answered, outside a transaction, and the
+  // client's last message ended a request: the connection can serve another session.
+  bool can_release() const {
+    using namespace protocol::frontend_type;
+    if (!held_ || client_busy_ || backend_reading_ || !splitter_.at_boundary()) return false;
+    if (!router_->settled() || router_->broken()) return false;
+    const char last = client_messages_.last_type();
+    if (last != 0 && last != kSync && last != kQuery && last != kFunctionCall &&
+        last != kCopyDone && last != kCopyFail) {
+      return false;
+    }
+    return idle();
+  }
+
+  // The held connection goes back to the pool (or the first waiting session).
+  void release_backend() {
+    router_->detach();
+    held_ = false;
+    if (cancel_key_) runtime_.cancel.retarget(*cancel_key_, cancel_target());
+    const auto& config = snap_->config.backend.pool;
+    if (std::chrono::steady_clock::now() - backend_created_ >= config.server_lifetime) {
+      drop_backend();
+      return;
+    }
+    runtime_.pools[worker_]->release(pool_key_, pooled_backend(), config);
+  }
+
+  // The held connection is closed: its state is unknown (the client left inside a transaction,
+  // an I/O error, answers that no longer match).
+  void drop_backend() {
+    if (router_ && router_->attached()) router_->detach();
+    held_ = false;
+    if (cancel_key_) runtime_.cancel.retarget(*cancel_key_, cancel_target());
+    if (backend_.is_open()) {
+      auto conn = pooled_backend();
+      close_pooled(*conn);
+    }
+    reset_backend();
+    slot_.reset();
+    statements_ = {};
+  }
+
+  void finish_backend(bool usable) {
+    if (usable && can_release()) {
+      release_backend();
+    } else {
+      drop_backend();
+    }
+  }
+
+  asio::awaitable<void> transaction_client_to_backend() {
+    RelayBuffers::Lease buf;
+    std::size_t n = 0;
+    for (;;) {
+      error_code ec = co_await await_readable(buf, n == RelayBuffers::kSize, client_, &*tls_);
+      if (ec) break;
+      std::tie(ec, n) =
+          co_await tls_->async_read_some(asio::buffer(buf.data(), RelayBuffers::kSize), use_tuple);
+      if (ec) break;
+      bytes_from_client_ += n;
+      metrics_.bytes_from_clients.add(n);
+      last_activity_ = std::chrono::steady_clock::now();
+      client_messages_.follow(protocol::Bytes(buf.data(), n));
+      client_busy_ = true;
+      bool ok = co_await route_client_bytes(protocol::Bytes(buf.data(), n));
+      if (ok && !to_backend_.empty() && !relay_ended_) {
+        writing_to_backend_ = true;
+        ec = co_await write_backend(to_backend_);
+        writing_to_backend_ = false;
+        ok = !ec;
+      }
+      to_backend_.clear();
+      if (to_backend_.capacity() > 4 * RelayBuffers::kSize) to_backend_ = {};
+      client_busy_ = false;
+      if (!ok || client_terminated_ || relay_ended_) break;
+      // Nothing was sent that needs an answer (a Sync alone, say): the reader, waiting, is told.
+      if (can_release() && backend_waiting_) {
+        error_code ignored;
+        backend_.cancel(ignored);
+      }
+    }
+    end_relay(reason::kClientClosed);
+  }
+
+  // Hands a read of the client to the router, taking a connection when a message starts and
+  // none is held. False when the session must end (the client was told why, if it can be).
+  asio::awaitable<bool> route_client_bytes(protocol::Bytes chunk) {
+    using Kind = protocol::FrontendSplitter::Piece::Kind;
+    std::size_t at = 0;
+    while (at < chunk.size()) {
+      const auto piece = splitter_.next(chunk.subspan(at));
+      at += piece.used;
+      switch (piece.kind) {
+        case Kind::need_more:
+          break;
+        case Kind::error:
+          co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
+                          "invalid message length, or a message above " +
+                              std::to_string(kMaxWholeMessage >> 20) +
+                              " MiB that pool_mode transaction must hold whole",
+                          {});
+          co_return false;
+        case Kind::whole:
+        case Kind::start: {
+          if (piece.type == protocol::frontend_type::kTerminate) {
+            client_terminated_ = true;
+            co_return true;
+          }
+          if (!held_) {
+            const bool ok = co_await acquire_backend();
+            if (!ok) co_return false;
+          }
+          if (piece.kind == Kind::start) {
+            router_->passthrough(piece.type);
+            to_backend_.insert(to_backend_.end(), piece.bytes.begin(), piece.bytes.end());
+            break;
+          }
+          auto parsed = protocol::parse_message(piece.bytes, kMaxWholeMessage);
+          router_->client_message(std::get<protocol::Message>(parsed), to_backend_);
+          break;
+        }
+        case Kind::body:
+          to_backend_.insert(to_backend_.end(), piece.bytes.begin(), piece.bytes.end());
+          break;
+      }
+    }
+    co_return true;
+  }
+
+  // One per held connection: the backend's answers through the router to the client, until the
+  // connection can be released, the relay ends, or the backend fails.
+  asio::awaitable<void> transaction_backend_to_client(std::shared_ptr<Session> self) {
+    RelayBuffers::Lease buf;
+    std::size_t n = 0;
+    bool usable = true;
+    for (;;) {
+      // After a full read more is probably waiting, unless the backend has said all it will.
+      backend_waiting_ = true;
+      error_code ec = co_await await_readable(buf, n == RelayBuffers::kSize && !idle(), backend_,
+                                              backend_tls_stream());
+      backend_waiting_ = false;
+      n = 0;
+      if (relay_ended_) break;
+      if (ec == asio::error::operation_aborted) {
+        // The client loop saw the connection become releasable.
+        if (can_release()) break;
+        continue;
+      }
+      if (!ec) {
+        backend_reading_ = true;
+        std::tie(ec, n) = co_await read_backend_some(asio::buffer(buf.data(), RelayBuffers::kSize));
+        backend_reading_ = false;
+      }
+      if (ec || relay_ended_) {
+        usable = false;
+        if (!relay_ended_) end_relay(reason::kBackendClosed);
+        break;
+      }
+      last_activity_ = std::chrono::steady_clock::now();
+      to_client_.clear();
+      router_->backend_bytes(protocol::Bytes(buf.data(), n), to_client_);
+      if (router_->broken()) {
+        usable = false;
+        set_outcome(Result::error, reason::kBackendProtocolError,
+                    "the backend's answers do not match the requests sent");
+        end_relay(reason::kBackendClosed);
+        break;
+      }
+      const std::size_t forward =
+          backend_messages_.follow(protocol::Bytes(to_client_), terminating_.has_value());
+      if (forward > 0) {
+        writing_to_client_ = true;
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(*tls_, asio::buffer(to_client_.data(), forward), use_tuple);
+        writing_to_client_ = false;
+        if (ec) {
+          end_relay(reason::kClientClosed);
+          break;
+        }
+        bytes_to_client_ += forward;
+        metrics_.bytes_to_clients.add(forward);
+      }
+      if (to_client_.capacity() > 4 * RelayBuffers::kSize) to_client_ = {};
+      if (terminating_ && backend_messages_.at_boundary()) {
+        co_await send_fatal();
+        break;
+      }
+      if (relay_ended_ || can_release()) break;
+    }
+    reader_running_ = false;
+    finish_backend(usable);
+    // The session may be over, and its connection closed with it: nothing else of this
+    // session's touches the socket now.
+    if (relay_ended_ && !keep_backend_) {
+      error_code ignored;
+      backend_.close(ignored);
     }
   }
 
@@ -1457,6 +1813,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     f.emplace_back("backend_auth", backend_auth_);
     // Clients the backend connection has served, this one included (pool_mode: session).
     f.emplace_back("backend_uses", backend_uses_);
+    // Backend connections taken for this client's transactions (pool_mode: transaction).
+    if (transaction_pooling()) f.emplace_back("backend_checkouts", backend_checkouts_);
   }
 
   // The audit record of an admitted session, once the backend is ready.
@@ -1566,6 +1924,25 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   config::TargetSessionAttrs wanted_attrs_ = config::TargetSessionAttrs::any;
   std::optional<bool> in_hot_standby_;
   std::optional<bool> default_read_only_;
+  // pool_mode: transaction: the pool key, the router, the client's stream cut into messages,
+  // what goes to either side, the connection held (its slot and statements) and who uses it.
+  std::string pool_key_;
+  std::optional<StatementRouter> router_;
+  protocol::FrontendSplitter splitter_{&whole_in_transaction_mode, kMaxWholeMessage};
+  std::vector<std::uint8_t> to_backend_;
+  std::vector<std::uint8_t> to_client_;
+  tcp::endpoint backend_endpoint_;
+  PoolSlot slot_;
+  BackendStatements statements_;
+  asio::steady_timer wait_timer_;  // waiting for a connection of the pool
+  bool held_ = false;
+  bool reconnecting_ = false;     // connecting for the pool: nothing of it goes to the client
+  bool reader_running_ = false;   // transaction_backend_to_client owns the held connection
+  bool backend_waiting_ = false;  // ... and waits for the backend to be readable
+  bool client_busy_ = false;      // the client loop is routing or writing a read
+  bool writing_to_backend_ = false;
+  bool client_terminated_ = false;  // the client sent Terminate
+  std::uint64_t backend_checkouts_ = 0;
   bool handshaking_ = true;  // counted in Runtime::handshaking
   std::optional<asio::ip::address> peer_address_;
   SessionLimits::Ticket limit_ticket_;  // a slot under limits: while admitted

@@ -450,9 +450,23 @@ TEST(ConfigText, BackendPool) {
   EXPECT_EQ(pool.server_idle_timeout, 30s);
   EXPECT_EQ(pool.server_lifetime, 10min);
   EXPECT_EQ(pool.server_reset_query, "RESET ALL");
+  const auto transaction =
+      load_config_text(base +
+                           "    pool_mode: transaction\n    query_wait_timeout: 5s\n"
+                           "    max_prepared_statements: 50\n",
+                       "t.yaml", dir);
+  ASSERT_TRUE(transaction.ok()) << all_errors(transaction);
+  EXPECT_EQ(transaction.config->backend.pool.mode, PoolMode::transaction);
+  EXPECT_EQ(transaction.config->backend.pool.query_wait_timeout, 5s);
+  EXPECT_EQ(transaction.config->backend.pool.max_prepared_statements, 50u);
   for (const auto& [yaml, message] : std::vector<std::pair<std::string, std::string>>{
            {"    pool_mode: statement\n", "pool_mode must be none, session or transaction"},
-           {"    pool_mode: transaction\n", "pool_mode transaction is not available yet"},
+           {"    pool_mode: transaction\n    query_wait_timeout: 0\n",
+            "query_wait_timeout must be a positive duration"},
+           {"    pool_mode: transaction\n    max_prepared_statements: 0\n",
+            "max_prepared_statements"},
+           {"    pool_mode: transaction\n    target_session_attrs: read-write\n",
+            "pool_mode transaction needs target_session_attrs any"},
            {"    pool_mode: session\n    pool_size: 0\n", "pool_size"},
            {"    pool_mode: session\n    target_session_attrs: read-write\n",
             "pool_mode session needs target_session_attrs any"}}) {

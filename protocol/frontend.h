@@ -94,8 +94,8 @@ class FrontendSplitter {
 
   // The next piece of `input` (the rest of a read: call again with what follows `used`).
   Piece next(Bytes input);
-  // Between two messages: nothing of the next one taken yet.
-  bool at_boundary() const { return body_left_ == 0 && buf_.empty(); }
+  // Between two messages: nothing of the next one taken yet (what was gathered was handed out).
+  bool at_boundary() const { return body_left_ == 0 && (buf_.empty() || handed_out_); }
 
  private:
   bool (*whole_)(char);

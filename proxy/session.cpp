@@ -485,6 +485,13 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       set_outcome(Result::ok, reason::kCancelUnknown, "no live session has this cancel key");
       co_return false;
     }
+    if (target->backend_pid == 0) {
+      // pool_mode: transaction between transactions: nothing runs, so nothing to cancel.
+      set_outcome(Result::ok, reason::kCancelUnknown,
+                  "session " + std::to_string(target->session_id) +
+                      " holds no backend connection (between transactions)");
+      co_return false;
+    }
     snap_ = target->snapshot;
     backend_name_ = endpoint_text(target->backend);
     backend_host_ = {target->host, target->backend.port()};
@@ -1637,6 +1644,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   asio::awaitable<void> transaction_client_to_backend() {
     RelayBuffers::Lease buf;
     std::size_t n = 0;
+    std::string_view side = reason::kClientClosed;
     for (;;) {
       error_code ec = co_await await_readable(buf, n == RelayBuffers::kSize, client_, &*tls_);
       if (ec) break;
@@ -1649,6 +1657,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       client_messages_.follow(protocol::Bytes(buf.data(), n));
       client_busy_ = true;
       bool ok = co_await route_client_bytes(protocol::Bytes(buf.data(), n));
+      if (!ok) side = outcome_.reason;  // route_client_bytes decided the outcome
       if (ok && !to_backend_.empty() && !relay_ended_) {
         writing_to_backend_ = true;
         ec = co_await write_backend(to_backend_);
@@ -1665,7 +1674,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         backend_.cancel(ignored);
       }
     }
-    end_relay(reason::kClientClosed);
+    end_relay(side);
   }
 
   // Hands a read of the client to the router, taking a connection when a message starts and
@@ -1679,13 +1688,18 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       switch (piece.kind) {
         case Kind::need_more:
           break;
-        case Kind::error:
-          co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
-                          "invalid message length, or a message above " +
-                              std::to_string(kMaxWholeMessage >> 20) +
-                              " MiB that pool_mode transaction must hold whole",
-                          {});
+        case Kind::error: {
+          const std::string why = "invalid message length, or a message above " +
+                                  std::to_string(kMaxWholeMessage >> 20) +
+                                  " MiB that pool_mode transaction must hold whole";
+          // While the backend's reader writes to the client, the error is only logged.
+          if (reader_running_) {
+            set_outcome(Result::rejected, reason::kProtocolError, why);
+          } else {
+            co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation, why, {});
+          }
           co_return false;
+        }
         case Kind::whole:
         case Kind::start: {
           if (piece.type == protocol::frontend_type::kTerminate) {

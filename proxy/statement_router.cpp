@@ -148,19 +148,23 @@ void StatementRouter::ensure_unnamed(std::vector<std::uint8_t>& out) {
 void StatementRouter::refuse(std::string_view feature, std::vector<std::uint8_t>& out) {
   const std::string message =
       std::string(feature) + " is not supported with pool_mode: transaction";
-  protocol::append_bind(out, "", kNoStatement);
-  events_.push_back(
-      {.expect = 'E',
-       .action = Event::Action::replace_error,
-       .segment = sent_segments_,
-       .error = protocol::error_response(
+  fail(protocol::error_response(
            {.severity = "ERROR",
             .sqlstate = "0A000",
             .message = message,
             .detail = "pgmtls hands this backend connection to other clients between "
                       "transactions, so session state would reach them.",
             .hint = "Keep settings inside a transaction (SET LOCAL), set them per role or in the "
-                    "connection's options, or use pool_mode: session."})});
+                    "connection's options, or use pool_mode: session."}),
+       out);
+}
+
+void StatementRouter::fail(std::vector<std::uint8_t> error, std::vector<std::uint8_t>& out) {
+  protocol::append_bind(out, "", kNoStatement);
+  events_.push_back({.expect = 'E',
+                     .action = Event::Action::replace_error,
+                     .segment = sent_segments_,
+                     .error = std::move(error)});
 }
 
 void StatementRouter::client_message(const protocol::Message& m, std::vector<std::uint8_t>& out) {
@@ -175,11 +179,7 @@ void StatementRouter::client_message(const protocol::Message& m, std::vector<std
         return;
       }
       if (const auto feature = protocol::session_feature(fields->query); !feature.empty()) {
-        if (fields->statement.empty()) {
-          unnamed_.clear();
-        } else {
-          statements_.erase(std::string(fields->statement));
-        }
+        if (fields->statement.empty()) unnamed_.clear();  // as a failed Parse does
         refuse(feature, out);
         return;
       }
@@ -194,7 +194,20 @@ void StatementRouter::client_message(const protocol::Message& m, std::vector<std
                            .prepares_unnamed = true});
         return;
       }
-      ClientStatement statement{server_name(fields->query, fields->parameter_types), {}};
+      // A name in use is the client's error, as from PostgreSQL. While the Parse that took it
+      // is unanswered, nobody knows yet: the new one replaces it (if both succeed the client
+      // has no error where PostgreSQL would give one; it cannot tell which text runs anyway).
+      if (auto it = statements_.find(std::string(fields->statement));
+          it != statements_.end() && it->second.confirmed) {
+        const std::string message =
+            "prepared statement \"" + std::string(fields->statement) + "\" already exists";
+        fail(protocol::error_response(
+                 {.severity = "ERROR", .sqlstate = "42P05", .message = message}),
+             out);
+        return;
+      }
+      ClientStatement statement{
+          server_name(fields->query, fields->parameter_types), {}, ++parse_generation_, false};
       protocol::append_parse(statement.parse, statement.server_name, fields->query,
                              fields->parameter_types);
       const auto& stored = statements_[std::string(fields->statement)] = std::move(statement);
@@ -207,6 +220,8 @@ void StatementRouter::client_message(const protocol::Message& m, std::vector<std
       } else {
         send_close(out, kNoStatement, {.action = Event::Action::as_parse_complete});
       }
+      events_.back().client_statement = fields->statement;
+      events_.back().client_generation = stored.generation;
       return;
     }
     case ft::kBind: {
@@ -381,7 +396,17 @@ void StatementRouter::on_error_buffered(std::vector<std::uint8_t>& out) {
   abort_segment();
 }
 
+StatementRouter::ClientStatements::iterator StatementRouter::parsed_by(const Event& event) {
+  if (event.client_statement.empty()) return statements_.end();
+  auto it = statements_.find(event.client_statement);
+  if (it != statements_.end() && it->second.generation != event.client_generation) {
+    return statements_.end();
+  }
+  return it;
+}
+
 void StatementRouter::confirm(const Event& event) {
+  if (auto it = parsed_by(event); it != statements_.end()) it->second.confirmed = true;
   if (event.prepares.empty()) return;
   auto it = backend_->names.find(event.prepares);
   if (it != backend_->names.end() && it->second.state == BackendStatements::State::pending &&
@@ -393,6 +418,8 @@ void StatementRouter::confirm(const Event& event) {
 void StatementRouter::drop(const Event& event) {
   using State = BackendStatements::State;
   auto& names = backend_->names;
+  // The client's Parse failed or was skipped: it has no such statement.
+  if (auto it = parsed_by(event); it != statements_.end()) statements_.erase(it);
   if (!event.prepares.empty()) {
     auto it = names.find(event.prepares);
     if (it != names.end() && it->second.state == State::pending &&

@@ -95,11 +95,16 @@ class StatementRouter {
     bool was_uncertain = false;  // ... which may already have been there
     std::string closes;          // an eviction Close: the name it removes
     bool prepares_unnamed = false;
+    // Answers the client's Parse of this statement (its generation): gone if the Parse fails.
+    std::string client_statement;
+    std::uint64_t client_generation = 0;
     std::vector<std::uint8_t> error;  // replace_error: the ErrorResponse the client gets
   };
   struct ClientStatement {
     std::string server_name;
     std::vector<std::uint8_t> parse;  // the Parse message with the server name
+    std::uint64_t generation = 0;     // which of the client's Parses of this name
+    bool confirmed = false;           // its ParseComplete came
   };
 
   void send_close(std::vector<std::uint8_t>& out, std::string_view name, Event event);
@@ -109,6 +114,8 @@ class StatementRouter {
   void make_room(std::vector<std::uint8_t>& out);
   void touch(BackendStatements::Entry& entry);
   void refuse(std::string_view feature, std::vector<std::uint8_t>& out);
+  // The client gets `error` in place of the backend's answer to a Bind of kNoStatement.
+  void fail(std::vector<std::uint8_t> error, std::vector<std::uint8_t>& out);
 
   // Backend side: one header, then the end of a buffered ErrorResponse.
   void on_header(char type, std::vector<std::uint8_t>& out);
@@ -120,9 +127,13 @@ class StatementRouter {
   const std::uint64_t session_id_;
   const std::size_t max_prepared_;
   BackendStatements* backend_ = nullptr;
-  std::unordered_map<std::string, ClientStatement> statements_;  // by the client's name
+  using ClientStatements = std::unordered_map<std::string, ClientStatement>;
+  // The client's statement whose Parse `event` answers, if that Parse is still its latest.
+  ClientStatements::iterator parsed_by(const Event& event);
+  ClientStatements statements_;        // by the client's name
   std::vector<std::uint8_t> unnamed_;  // the client's last unnamed Parse, if it stands
   std::uint64_t unnamed_generation_ = 0;
+  std::uint64_t parse_generation_ = 0;
   std::deque<Event> events_;
   std::uint64_t sent_segments_ = 0;  // Sync, Query and FunctionCall sent on this connection
   std::uint64_t done_segments_ = 0;  // ReadyForQuery received on it

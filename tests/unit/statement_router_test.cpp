@@ -109,8 +109,47 @@ TEST_F(StatementRouterTest, AnErrorForgetsTheParsesOfItsSegment) {
   send({bind("unknown"), parse("s1", "SELECT 1"), sync()});
   EXPECT_EQ(answer("EZ"), "EZ");  // the Bind failed; the Parse was skipped
   EXPECT_TRUE(router.settled());
-  // So s1 must be prepared again before its Bind.
-  EXPECT_EQ(send({bind("s1"), sync()}), "PBS");
+  // So s1 does not exist, for the backend or the client: its Bind goes as the client sent it,
+  // for PostgreSQL to answer that there is no such statement.
+  EXPECT_EQ(send({bind("s1"), sync()}), "BS");
+  EXPECT_NE(std::string(sent.begin(), sent.end()).rfind("s1"), std::string::npos);
+}
+
+TEST_F(StatementRouterTest, ANameInUseIsTheClientsErrorOnceItsParseSucceeded) {
+  router.attach(conn_a);
+  send({parse("s1", "SELECT 1"), sync()});
+  answer("1Z");
+  // PostgreSQL's 42P05 in place of the answer to a Bind that fails at the backend.
+  EXPECT_EQ(send({parse("s1", "SELECT 2"), sync()}), "BS");
+  auto missing = protocol::error_response({.severity = "ERROR",
+                                           .sqlstate = "26000",
+                                           .message = "prepared statement "
+                                                      "\"pgmtls_unprepared\" does not exist"});
+  Buffer out;
+  router.backend_bytes(missing, out);
+  router.backend_bytes(backend("Z"), out);
+  const std::string text(out.begin(), out.end());
+  EXPECT_NE(text.find("42P05"), std::string::npos);
+  EXPECT_NE(text.find("prepared statement \"s1\" already exists"), std::string::npos);
+  // s1 is still the first statement.
+  const std::size_t mark = sent.size();
+  EXPECT_EQ(send({bind("s1"), sync()}), "BS");
+  static constexpr std::uint8_t kNoTypes[] = {0, 0};
+  const std::string bound(sent.begin() + static_cast<std::ptrdiff_t>(mark), sent.end());
+  EXPECT_NE(bound.find(StatementRouter::server_name("SELECT 1", protocol::Bytes(kNoTypes, 2))),
+            std::string::npos);
+}
+
+TEST_F(StatementRouterTest, AFailedParseLeavesTheNameFree) {
+  router.attach(conn_a);
+  send({parse("s1", "SELEC 1"), sync()});
+  EXPECT_EQ(answer("EZ"), "EZ");
+  EXPECT_EQ(send({parse("s1", "SELECT 1"), sync()}), "PS");
+  EXPECT_EQ(answer("1Z"), "1Z");
+  // A Parse skipped after an earlier error of its segment did not happen either.
+  send({bind("unknown"), parse("s2", "SELECT 2"), sync()});
+  EXPECT_EQ(answer("EZ"), "EZ");
+  EXPECT_EQ(send({parse("s2", "SELECT 2"), sync()}), "PS");
 }
 
 TEST_F(StatementRouterTest, LeastRecentlyUsedStatementsAreClosedBeyondTheLimit) {

@@ -15,7 +15,8 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(initial_packet message conf_file hba_policy ident config scram passfile aws)
+  # Every target has a seed folder of its name.
+  for seeds in "$repo"/tests/fuzz/corpus/*/; do targets+=("$(basename "$seeds")"); done
 fi
 
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DPGMTLS_FUZZ=ON \

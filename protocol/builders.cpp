@@ -1,39 +1,11 @@
 #include "protocol/builders.h"
 
 #include "protocol/initial_packet.h"
+#include "protocol/writer.h"
 
 namespace pgmtls::protocol {
 
 namespace {
-
-class Writer {
- public:
-  explicit Writer(char type) {
-    if (type != 0) out_.push_back(static_cast<std::uint8_t>(type));
-    length_at_ = out_.size();
-    u32(0);  // patched by finish()
-  }
-  void u8(std::uint8_t v) { out_.push_back(v); }
-  void u32(std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8)
-      out_.push_back(static_cast<std::uint8_t>(v >> shift));
-  }
-  void bytes(std::string_view s) { out_.insert(out_.end(), s.begin(), s.end()); }
-  void cstring(std::string_view s) {
-    out_.insert(out_.end(), s.begin(), s.end());
-    out_.push_back(0);
-  }
-  std::vector<std::uint8_t> finish() && {
-    const auto length = static_cast<std::uint32_t>(out_.size() - length_at_);
-    for (int i = 0; i < 4; ++i)
-      out_[length_at_ + i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
-    return std::move(out_);
-  }
-
- private:
-  std::vector<std::uint8_t> out_;
-  std::size_t length_at_ = 0;
-};
 
 // NUL bytes inside a field would end it early on the peer's side; drop them.
 std::string without_nul(std::string_view s) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "protocol/writer.h"
+
 namespace pgmtls::protocol {
 
 namespace {
@@ -17,30 +19,6 @@ std::optional<std::string_view> cstring(Bytes payload, std::size_t& at) {
                            static_cast<std::size_t>(nul - begin));
   at += s.size() + 1;
   return s;
-}
-
-void append_u32(std::vector<std::uint8_t>& out, std::uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-void append_cstring(std::vector<std::uint8_t>& out, std::string_view s) {
-  out.insert(out.end(), s.begin(), s.end());
-  out.push_back(0);
-}
-
-// Writes the type and a length placeholder; returns where the length goes.
-std::size_t begin_message(std::vector<std::uint8_t>& out, char type) {
-  out.push_back(static_cast<std::uint8_t>(type));
-  const std::size_t at = out.size();
-  append_u32(out, 0);
-  return at;
-}
-
-void end_message(std::vector<std::uint8_t>& out, std::size_t length_at) {
-  const auto length = static_cast<std::uint32_t>(out.size() - length_at);
-  for (int i = 0; i < 4; ++i)
-    out[length_at + i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
 }
 
 }  // namespace
@@ -91,20 +69,20 @@ std::optional<std::string_view> query_text(const Message& message) {
 
 void append_parse(std::vector<std::uint8_t>& out, std::string_view statement,
                   std::string_view query, Bytes parameter_types) {
-  const auto at = begin_message(out, frontend_type::kParse);
-  append_cstring(out, statement);
-  append_cstring(out, query);
-  out.insert(out.end(), parameter_types.begin(), parameter_types.end());
-  end_message(out, at);
+  Writer w(out, frontend_type::kParse);
+  w.cstring(statement);
+  w.cstring(query);
+  w.bytes(parameter_types);
+  w.end();
 }
 
 void append_bind(std::vector<std::uint8_t>& out, std::string_view portal,
                  std::string_view statement, Bytes rest) {
-  const auto at = begin_message(out, frontend_type::kBind);
-  append_cstring(out, portal);
-  append_cstring(out, statement);
-  out.insert(out.end(), rest.begin(), rest.end());
-  end_message(out, at);
+  Writer w(out, frontend_type::kBind);
+  w.cstring(portal);
+  w.cstring(statement);
+  w.bytes(rest);
+  w.end();
 }
 
 void append_bind(std::vector<std::uint8_t>& out, std::string_view portal,
@@ -114,15 +92,14 @@ void append_bind(std::vector<std::uint8_t>& out, std::string_view portal,
 }
 
 void append_target(std::vector<std::uint8_t>& out, char type, char kind, std::string_view name) {
-  const auto at = begin_message(out, type);
-  out.push_back(static_cast<std::uint8_t>(kind));
-  append_cstring(out, name);
-  end_message(out, at);
+  Writer w(out, type);
+  w.u8(static_cast<std::uint8_t>(kind));
+  w.cstring(name);
+  w.end();
 }
 
 void append_sync(std::vector<std::uint8_t>& out) {
-  begin_message(out, frontend_type::kSync);
-  out.back() = 4;
+  Writer(out, frontend_type::kSync).end();
 }
 
 FrontendSplitter::Piece FrontendSplitter::next(Bytes input) {

@@ -10,7 +10,9 @@
 #
 # Environment: PGMTLS (the pgmtls binary; default: built here in build-bench/), PGMTLS_NOMETRICS
 # (one built with -DPGMTLS_METRICS=OFF; default: built in build-bench-nometrics/), BENCH_DURATION,
-# BENCH_COPY_MB, BENCH_IDLE, BENCH_HS_DURATION, BENCH_HS_THREADS, BENCH_SCALE, BENCH_METRICS_ROUNDS.
+# BENCH_COPY_MB, BENCH_IDLE, BENCH_HS_DURATION, BENCH_HS_THREADS, BENCH_SCALE, BENCH_METRICS_ROUNDS,
+# BENCH_TX_POOL_SIZE (backend connections per worker for pool_mode transaction, default 8),
+# BENCH_PROFILE=0 (skip the perf profiles, which need perf and permission to attach).
 #
 # Everything it starts (PostgreSQL, PgBouncer, two pgmtls, clients) lives in a temporary directory
 # and is stopped on exit, failure or Ctrl-C. Any failed step makes it exit non-zero. Needs the
@@ -55,6 +57,7 @@ else
   out_dir=${out_dir:-$repo/bench}
 fi
 hs_threads=${BENCH_HS_THREADS:-4}
+tx_pool_size=${BENCH_TX_POOL_SIZE:-8}
 cores=$(nproc)
 clk_tck=$(getconf CLK_TCK)
 
@@ -173,8 +176,10 @@ vmrss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # "pg pgbouncer pgmtls pgmtls_nometrics" CPU ticks now.
 cpu_snapshot() {
   local pg pgb p nm
+  local tx
   pg=$(ticks_tree "$pg_pid") pgb=$(ticks_own "$pgb_pid") p=$(ticks_own "$pgmtls_pid") nm=$(ticks_own "$nm_pid")
-  echo "${pg:-0} ${pgb:-0} ${p:-0} ${nm:-0}"
+  tx=$(ticks_own "$tx_pid")
+  echo "${pg:-0} ${pgb:-0} ${p:-0} ${nm:-0} ${tx:-0}"
 }
 # CPU microseconds per operation between two snapshots: cpu_us_per BEFORE AFTER FIELD OPS
 cpu_us_per() {
@@ -184,7 +189,7 @@ cpu_us_per() {
     printf "%.1f", (y[f] - x[f]) * 1e6 / hz / n }'
 }
 field_of() {  # which snapshot field holds the proxy's CPU
-  case $1 in pgbouncer) echo 2 ;; pgmtls) echo 3 ;; pgmtls_nm) echo 4 ;; *) echo 0 ;; esac
+  case $1 in pgbouncer) echo 2 ;; pgmtls) echo 3 ;; pgmtls_nm) echo 4 ;; pgmtls_tx) echo 5 ;; *) echo 0 ;; esac
 }
 
 # How busy the machine is besides this benchmark: all CPU time (/proc/stat) minus this script's,
@@ -381,10 +386,10 @@ wait_port "$pgb_port" "$pgb_pid" PgBouncer "$work/pgbouncer/stderr.log"
 note "PgBouncer on 127.0.0.1:$pgb_port (pid $pgb_pid)"
 
 # --- pgmtls ------------------------------------------------------------------------------------
-say "5/9 pgmtls ($cores workers), with and without metrics"
+say "5/9 pgmtls ($cores workers): session pooling with and without metrics, transaction pooling"
 mkdir -p "$work/pgmtls"
 echo "hostssl all all 127.0.0.1/32 cert" >"$work/pgmtls/pg_hba.conf"
-pgmtls_config() {  # port
+pgmtls_config() {  # port pool_mode
   cat <<YAML
 listen: 127.0.0.1:$1
 workers: $cores
@@ -402,16 +407,16 @@ backends:
     port: $pg_port
     sslmode: disable
     # Session pooling, as PgBouncer's here; idle ones go soon, so that the idle test's backends
-    # are gone before PgBouncer's starts.
-    pool_mode: session
-    pool_size: $((idle_n + 100))
+    # are gone before PgBouncer's starts. Transaction pooling: $tx_pool_size per worker.
+    pool_mode: $2
+    pool_size: $([ "$2" = transaction ] && echo "$tx_pool_size" || echo $((idle_n + 100)))
     server_idle_timeout: 5s
 log:
   level: warn
 YAML
 }
-start_pgmtls() {  # name binary port; sets started_pid
-  pgmtls_config "$3" >"$work/pgmtls/$1.yaml"
+start_pgmtls() {  # name binary port pool_mode; sets started_pid
+  pgmtls_config "$3" "$4" >"$work/pgmtls/$1.yaml"
   "$2" check --config "$work/pgmtls/$1.yaml" >"$work/pgmtls/$1.check.log" 2>&1 ||
     { cat "$work/pgmtls/$1.check.log" >&2; die "pgmtls check failed for $1"; }
   "$2" run --config "$work/pgmtls/$1.yaml" >"$work/pgmtls/$1.log" 2>&1 &
@@ -419,24 +424,28 @@ start_pgmtls() {  # name binary port; sets started_pid
   started+=("$started_pid")
 }
 free_port pgmtls_port
-start_pgmtls pgmtls "$pgmtls_bin" "$pgmtls_port"
+start_pgmtls pgmtls "$pgmtls_bin" "$pgmtls_port" session
 pgmtls_pid=$started_pid
 free_port nm_port
-start_pgmtls pgmtls_nm "$nm_bin" "$nm_port"
+start_pgmtls pgmtls_nm "$nm_bin" "$nm_port" session
 nm_pid=$started_pid
+free_port tx_port
+start_pgmtls pgmtls_tx "$pgmtls_bin" "$tx_port" transaction
+tx_pid=$started_pid
 wait_port "$pgmtls_port" "$pgmtls_pid" pgmtls "$work/pgmtls/pgmtls.log"
 wait_port "$nm_port" "$nm_pid" "pgmtls (metrics off)" "$work/pgmtls/pgmtls_nm.log"
-note "pgmtls on 127.0.0.1:$pgmtls_port (pid $pgmtls_pid), metrics off on 127.0.0.1:$nm_port (pid $nm_pid)"
+wait_port "$tx_port" "$tx_pid" "pgmtls (transaction pooling)" "$work/pgmtls/pgmtls_tx.log"
+note "pgmtls on 127.0.0.1:$pgmtls_port (pid $pgmtls_pid), metrics off on 127.0.0.1:$nm_port (pid $nm_pid), transaction pooling on 127.0.0.1:$tx_port (pid $tx_pid)"
 
 # --- clients -----------------------------------------------------------------------------------
 # Every target through libpq's environment: host name localhost (verify-full checks it), address
 # 127.0.0.1, role and database bench, the client certificate for everything but plain TCP.
 targets=(plain tls pgbouncer pgmtls)
 declare -A label=([plain]="direct plain" [tls]="direct TLS" [pgbouncer]="PgBouncer" [pgmtls]="pgmtls"
-  [pgmtls_nm]="pgmtls, metrics off")
+  [pgmtls_nm]="pgmtls, metrics off" [pgmtls_tx]="pgmtls, pool_mode transaction")
 port_of() {
   case $1 in plain | tls) echo "$pg_port" ;; pgbouncer) echo "$pgb_port" ;; pgmtls) echo "$pgmtls_port" ;;
-    pgmtls_nm) echo "$nm_port" ;; esac
+    pgmtls_nm) echo "$nm_port" ;; pgmtls_tx) echo "$tx_port" ;; esac
 }
 target_env() {  # target; sets the array tenv
   local t=$1
@@ -455,7 +464,7 @@ in_env() {  # target command...
   shift
   env "${tenv[@]}" "$@"
 }
-for t in "${targets[@]}" pgmtls_nm; do
+for t in "${targets[@]}" pgmtls_nm pgmtls_tx; do
   got=$(in_env "$t" timeout 30 psql -X -At -v ON_ERROR_STOP=1 \
     -c "SELECT current_user || ' ' || coalesce((SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl), 'no-tls')") ||
     die "cannot connect as bench through ${label[$t]}"
@@ -516,6 +525,10 @@ done
 for t in "${targets[@]}"; do
   run_pgbench conn "$t" connect -S -C -c 4 -j 2 -T "$duration"
 done
+# The same through transaction pooling.
+run_pgbench sel16 pgmtls_tx select -S -M prepared -c 16 -j 2 -T "$duration"
+run_pgbench sel64 pgmtls_tx select -S -M prepared -c 64 -j 2 -T "$duration"
+run_pgbench conn pgmtls_tx connect -S -C -c 4 -j 2 -T "$duration"
 
 # --- 3. COPY -----------------------------------------------------------------------------------
 say "7/9 COPY $copy_mb MB out and in"
@@ -662,18 +675,71 @@ mean_of() {  # prefix metric target
 R[mon.rate]=$(mean_of mon rate pgmtls) R[moff.rate]=$(mean_of moff rate pgmtls_nm)
 R[mon.proxycpu]=$(mean_of mon proxycpu pgmtls) R[moff.proxycpu]=$(mean_of moff proxycpu pgmtls_nm)
 
+# --- 7. profiles ------------------------------------------------------------------------------
+# perf on pgmtls (sampling, no call graphs: Debian's OpenSSL has no frame pointers) during the
+# handshake-only client and select-only -c 16: where its CPU goes, by library and by function.
+profile_md=
+perf_rows() {  # perf.data sort-keys -> markdown rows: share, then the keys
+  perf report -i "$1" --no-children --sort "$2" --stdio --percent-limit 1 2>/dev/null |
+    awk '$1 ~ /^[0-9.]+%$/ { line = $0; sub(/^ *[0-9.]+% +/, "", line); gsub(/\|/, "\\|", line)
+      gsub(/ +\[[.k]\] +/, " | ", line); printf "| %s | %s |\n", $1, line }' | head -n "$3"
+}
+profile() {  # name title command...
+  local name=$1 title=$2 data="$work/out/perf.$1.data" perf_pid rc=0
+  shift 2
+  perf record -F 999 -o "$data" -p "$pgmtls_pid" >"$work/out/perf.$name.log" 2>&1 &
+  perf_pid=$!
+  sleep 1  # perf attaches to every thread before it samples
+  if ! kill -0 "$perf_pid" 2>/dev/null; then
+    note "perf record could not attach ($(tail -n 1 "$work/out/perf.$name.log")); no profile"
+    return 0
+  fi
+  "$@" >"$work/out/profiled.$name.txt" 2>&1 || rc=$?
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true
+  [ "$rc" -eq 0 ] || { cat "$work/out/profiled.$name.txt" >&2; die "profiled run $name failed (exit $rc)"; }
+  local samples
+  samples=$(perf report -i "$data" --stdio 2>/dev/null | sed -n 's/^# Samples: \([0-9KM]*\).*/\1/p' | head -1)
+  profile_md+="
+#### $title ($samples samples at 999 Hz)
+
+| share | library |
+|---:|---|
+$(perf_rows "$data" dso 8)
+
+| share | library | function |
+|---:|---|---|
+$(perf_rows "$data" dso,sym 25)
+"
+  note "profile $name: $samples samples"
+}
+if [ "${BENCH_PROFILE:-1}" != 0 ] && command -v perf >/dev/null; then
+  say "profiles: perf record on pgmtls during handshakes and select-only -c 16"
+  profile handshake "handshake only, $hs_threads client threads, $hs_duration s" \
+    "$hs_client" --host 127.0.0.1 --port "$pgmtls_port" --servername localhost --ca "$pki/ca.crt" \
+    --cert "$pki/client.crt" --key "$pki/client.key" --threads "$hs_threads" --duration "$hs_duration" \
+    --pid "$pgmtls_pid"
+  profile select "select-only -c 16, $duration s" \
+    in_env pgmtls pgbench -n -S -M prepared -c 16 -j 2 -T "$duration"
+fi
+[ -n "$profile_md" ] || profile_md="
+(none: perf is not installed, cannot attach, or BENCH_PROFILE=0)
+"
+
 # pgmtls must not have logged trouble (warn and above) nor died.
-for n in pgmtls pgmtls_nm; do
-  pid=$([ "$n" = pgmtls ] && echo "$pgmtls_pid" || echo "$nm_pid")
+for n in pgmtls pgmtls_nm pgmtls_tx; do
+  pid=$(case $n in pgmtls) echo "$pgmtls_pid" ;; pgmtls_nm) echo "$nm_pid" ;; *) echo "$tx_pid" ;; esac)
   kill -0 "$pid" 2>/dev/null || { tail -n 20 "$work/pgmtls/$n.log" >&2; die "$n died during the run"; }
 done
 kill -0 "$pgb_pid" 2>/dev/null || die "PgBouncer died during the run"
 pgmtls_warnings=$(wc -l <"$work/pgmtls/pgmtls.log")  # log.level warn: every line is a warning or worse
-pgmtls_reasons=$(cat "$work/pgmtls/pgmtls.log" "$work/pgmtls/pgmtls_nm.log" |
+pgmtls_warnings=$((pgmtls_warnings + $(wc -l <"$work/pgmtls/pgmtls_tx.log")))
+pgmtls_reasons=$(cat "$work/pgmtls/pgmtls.log" "$work/pgmtls/pgmtls_nm.log" "$work/pgmtls/pgmtls_tx.log" |
   grep -o 'result=[a-z_]* reason=[a-z_]*' | sort | uniq -c | sort -rn |
   awk '{ sub(/result=/, "", $2); sub(/reason=/, "", $3); printf "%s%s × %s/%s", (NR > 1 ? ", " : ""), $1, $2, $3 }' ||
   true)  # grep finds nothing in a clean log
-pgmtls_other=$(cat "$work/pgmtls/pgmtls.log" "$work/pgmtls/pgmtls_nm.log" | grep -vc ' connection id=' || true)
+pgmtls_other=$(cat "$work/pgmtls/pgmtls.log" "$work/pgmtls/pgmtls_nm.log" "$work/pgmtls/pgmtls_tx.log" |
+  grep -vc ' connection id=' || true)
 pg_errors=$(grep -cE ' (ERROR|FATAL|PANIC): ' "$work/pg/postgres.log" || true)
 pgmtls_rss_end=$(vmrss_kib "$pgmtls_pid")
 pgb_rss_end=$(vmrss_kib "$pgb_pid")
@@ -747,6 +813,17 @@ row "pgmtls handshake capacity: % of the crypto limit" "" "" "" "$(val hstls.pct
 table_header="| workload: figure | direct plain | direct TLS | PgBouncer | pgmtls | pgmtls / direct TLS | pgmtls / PgBouncer |
 |---|---:|---:|---:|---:|---:|---:|"
 main_table=$(printf '%s\n' "$table_header" "${rows_md[@]}")
+for k in sel16 sel64 conn; do
+  R[$k.tot.pgmtls_tx]=$(sum "$(val "$k.pgcpu.pgmtls_tx")" "$(val "$k.proxycpu.pgmtls_tx")")
+done
+tx_table="| pgmtls, pool_mode transaction | rate | PostgreSQL CPU µs | proxy CPU µs | total CPU µs | rate / pgmtls session | rate / PgBouncer | total CPU / PgBouncer |
+|---|---:|---:|---:|---:|---:|---:|---:|"
+for k in sel16 sel64 conn; do
+  case $k in sel16) name="select-only -c 16 (TPS, per tx)" ;; sel64) name="select-only -c 64 (TPS, per tx)" ;;
+    conn) name="new connection per tx (conn/s, per conn)" ;; esac
+  tx_table+="
+| $name | $(fmt "$(val "$k.rate.pgmtls_tx")") | $(fmt "$(val "$k.pgcpu.pgmtls_tx")") | $(fmt "$(val "$k.proxycpu.pgmtls_tx")") | $(fmt "$(val "$k.tot.pgmtls_tx")") | $(ratio "$(val "$k.rate.pgmtls_tx")" "$(val "$k.rate.pgmtls")") | $(ratio "$(val "$k.rate.pgmtls_tx")" "$(val "$k.rate.pgbouncer")") | $(ratio "$(val "$k.tot.pgmtls_tx")" "$(val "$k.tot.pgbouncer")") |"
+done
 metrics_table="| pgmtls, select-only -c 16 | metrics on | metrics off | on / off |
 |---|---:|---:|---:|
 | TPS (mean of $metrics_rounds) | $(fmt "${R[mon.rate]}") | $(fmt "${R[moff.rate]}") | $(ratio "${R[mon.rate]}" "${R[moff.rate]}") |
@@ -831,6 +908,14 @@ $main_table
 Ratios are pgmtls's figure over the other's: above 1 means pgmtls is faster (rates) or costs more
 (CPU, memory). "Total server CPU" is PostgreSQL's plus the proxy's.
 
+### pool_mode: transaction
+
+$tx_table
+
+The same pgmtls with \`pool_mode: transaction\` and \`pool_size: $tx_pool_size\` per worker ($((tx_pool_size * cores))
+backend connections at most): clients share backend connections between transactions, and a new
+client is answered without a backend connection of its own.
+
 ### Metrics on vs off
 
 $metrics_table
@@ -872,6 +957,12 @@ lower):
 For comparison, PostgreSQL's direct TLS uses P-256 for the key exchange (ECDH P-256:
 $p256dh_s /s), and its figure includes forking a backend for every connection.
 
+### Where pgmtls's CPU goes
+
+Sampled with \`perf record -F 999 -p\` on the session-pooling pgmtls during a separate run of each
+load (the figures above were taken without perf attached). What the profiles mean and what would
+close each gap to the targets: [docs/PERFORMANCE.md](../docs/PERFORMANCE.md).
+$profile_md
 ## How it was measured
 
 - **Setup**: a fresh PKI (ECDSA P-256 CA, server certificate for localhost and 127.0.0.1, client
@@ -917,4 +1008,4 @@ $p256dh_s /s), and its figure includes forking a backend for every connection.
 MD
 
 say "results ($out_dir/RESULTS.md, $out_dir/results.png)"
-printf '%s\n\n%s\n' "$main_table" "$metrics_table"
+printf '%s\n\n%s\n\n%s\n' "$main_table" "$tx_table" "$metrics_table"

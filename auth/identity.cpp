@@ -54,13 +54,6 @@ std::string sha256_fingerprint(X509* cert) {
   return hex(md, md_len);
 }
 
-void add_verified_chain(CertificateIdentity& identity, STACK_OF(X509) * chain) {
-  identity.ca_fingerprints.clear();
-  for (int i = 1; chain != nullptr && i < sk_X509_num(chain); ++i) {
-    identity.ca_fingerprints.push_back(sha256_fingerprint(sk_X509_value(chain, i)));
-  }
-}
-
 std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& error) {
   CertificateIdentity id;
   const X509_NAME* subject = X509_get_subject_name(cert);

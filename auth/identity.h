@@ -20,7 +20,7 @@ struct CertificateIdentity {
   std::vector<std::string> san_email;
   std::vector<std::string> san_uri;
   // SHA-256 (lower-case hex) of every CA certificate in the verified chain, issuer first; filled by
-  // add_verified_chain, empty until then.
+  // the session from auth::verified_ca_fingerprints, empty until then.
   std::vector<std::string> ca_fingerprints;
 };
 
@@ -30,9 +30,6 @@ std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& err
 
 // A name as RFC 2253 text, exactly as PostgreSQL's clientname=DN writes it.
 std::string name_rfc2253(const X509_NAME* name);
-
-// Records the CA certificates of a verified chain (leaf first, as SSL_get0_verified_chain gives).
-void add_verified_chain(CertificateIdentity& identity, STACK_OF(X509) * chain);
 
 // SHA-256 of a certificate's DER encoding, lower-case hex.
 std::string sha256_fingerprint(X509* cert);

@@ -5,7 +5,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 #include "auth/identity.h"
@@ -106,7 +109,128 @@ int note_verify_failure(int preverify_ok, X509_STORE_CTX* store) {
   return 0;
 }
 
+// ---- TLS 1.3 session resumption ----
+//
+// Tickets are encrypted and authenticated with keys OpenSSL makes for each SSL_CTX, and every
+// reload builds a new SSL_CTX: a ticket is only ever accepted by the configuration (CA bundle,
+// CRLs) whose verification it records, and a reload invalidates every ticket. What can change
+// while one SSL_CTX lives is time, so the ticket carries, in its authenticated application data,
+// when the certificate was verified, when the first certificate of its verified chain expires and
+// the SHA-256 of the chain's CA certificates (the issuer rules need them, and a resumed session has
+// no verified chain). A ticket is honoured only while all of that still holds and every CRL is
+// still current; otherwise the client gets a full handshake and a full verification.
+
+// Ticket data: version (1 byte), verified and expires (Unix seconds, 8 bytes big-endian each),
+// then the CA fingerprints as 64 hex digits each.
+constexpr unsigned char kTicketDataVersion = 1;
+constexpr std::size_t kTicketHeader = 17;
+constexpr std::size_t kFingerprintHex = 64;
+
+struct TicketPolicy {
+  std::time_t lifetime = 0;          // seconds since the full handshake
+  std::time_t crls_valid_until = 0;  // the earliest nextUpdate of the loaded CRLs; 0: none
+};
+
+int ticket_policy_index() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<TicketPolicy*>(ptr);
+      });
+  return index;
+}
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+std::uint64_t get_be64(const unsigned char* p) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+// Called as each ticket is made: after a full handshake, from its verified chain. A resumed
+// session's new ticket keeps the data of the ticket it came from (OpenSSL copies it).
+int make_ticket(SSL* ssl, void*) {
+  STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+  if (chain == nullptr || sk_X509_num(chain) == 0 || SSL_session_reused(ssl)) return 1;
+  std::time_t expires = 0;
+  for (int i = 0; i < sk_X509_num(chain); ++i) {
+    const std::time_t t = asn1_time_to_unix(X509_get0_notAfter(sk_X509_value(chain, i)));
+    if (i == 0 || t < expires) expires = t;
+  }
+  std::string data(1, static_cast<char>(kTicketDataVersion));
+  put_be64(data, static_cast<std::uint64_t>(std::time(nullptr)));
+  put_be64(data, static_cast<std::uint64_t>(expires));
+  for (const std::string& fingerprint : verified_ca_fingerprints(ssl)) {
+    if (fingerprint.size() != kFingerprintHex) return 0;
+    data += fingerprint;
+  }
+  return SSL_SESSION_set1_ticket_appdata(SSL_get0_session(ssl), data.data(), data.size());
+}
+
+struct TicketData {
+  std::time_t verified = 0;
+  std::time_t expires = 0;
+  std::vector<std::string> ca_fingerprints;  // lower-case hex
+};
+
+std::optional<TicketData> read_ticket_data(SSL_SESSION* session) {
+  void* raw = nullptr;
+  std::size_t len = 0;
+  if (session == nullptr || SSL_SESSION_get0_ticket_appdata(session, &raw, &len) != 1 ||
+      len < kTicketHeader || (len - kTicketHeader) % kFingerprintHex != 0) {
+    return std::nullopt;
+  }
+  const auto* p = static_cast<const unsigned char*>(raw);
+  if (p[0] != kTicketDataVersion) return std::nullopt;
+  TicketData out;
+  out.verified = static_cast<std::time_t>(get_be64(p + 1));
+  out.expires = static_cast<std::time_t>(get_be64(p + 9));
+  for (std::size_t at = kTicketHeader; at < len; at += kFingerprintHex)
+    out.ca_fingerprints.emplace_back(reinterpret_cast<const char*>(p + at), kFingerprintHex);
+  return out;
+}
+
+// Called with each ticket a client offers: resume only a TLS 1.3 session with a verified client
+// certificate whose verification is still as good as new.
+SSL_TICKET_RETURN accept_ticket(SSL* ssl, SSL_SESSION* session, const unsigned char*, size_t,
+                                SSL_TICKET_STATUS status, void*) {
+  if (status == SSL_TICKET_FATAL_ERR_MALLOC || status == SSL_TICKET_FATAL_ERR_OTHER) {
+    return SSL_TICKET_RETURN_ABORT;
+  }
+  if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW) {
+    return SSL_TICKET_RETURN_IGNORE_RENEW;  // none, or not ours (an older configuration's)
+  }
+  const auto* policy = static_cast<const TicketPolicy*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_policy_index()));
+  const auto data = read_ticket_data(session);
+  const std::time_t now = std::time(nullptr);
+  const bool good = policy != nullptr && data &&
+                    SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION &&
+                    SSL_SESSION_get0_peer(session) != nullptr && now >= data->verified &&
+                    now - data->verified < policy->lifetime && now < data->expires &&
+                    (policy->crls_valid_until == 0 || now < policy->crls_valid_until);
+  if (!good) return SSL_TICKET_RETURN_IGNORE_RENEW;
+  return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+}
+
 }  // namespace
+
+std::vector<std::string> verified_ca_fingerprints(SSL* ssl) {
+  if (SSL_session_reused(ssl)) {
+    auto data = read_ticket_data(SSL_get0_session(ssl));
+    return data ? std::move(data->ca_fingerprints) : std::vector<std::string>{};
+  }
+  std::vector<std::string> out;
+  if (STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl)) {
+    for (int i = 1; i < sk_X509_num(chain); ++i)
+      out.push_back(sha256_fingerprint(sk_X509_value(chain, i)));
+  }
+  return out;
+}
 
 void record_verify_failure(SSL* ssl, std::string* out) {
   SSL_set_ex_data(ssl, verify_detail_index(), out);
@@ -136,15 +260,31 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
       fail(tls.where, "tls.max_protocol_version is older than tls.min_protocol_version");
     }
   }
-  // No renegotiation, no compression, no session resumption (yet): every connection proves its
-  // certificate afresh.
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+  // No renegotiation, no compression, no server-side session cache, no early data.
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  // TLS 1.3 servers send session tickets after every handshake unless told not to; with no
-  // resumption they are work (a session encoded and encrypted twice) and bytes for nothing.
-  SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_max_early_data(ctx, 0);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  const auto lifetime =
+      std::chrono::duration_cast<std::chrono::seconds>(tls.session_ticket_lifetime).count();
+  if (lifetime > 0) {
+    // Stateless TLS 1.3 tickets, one per handshake; resumption always runs a fresh (EC)DHE
+    // exchange (OpenSSL refuses psk_ke unless SSL_OP_ALLOW_NO_DHE_KEX). TLS 1.2 tickets, which
+    // would not, are made (OpenSSL has no switch for only one version) but never accepted.
+    auto* policy = new TicketPolicy{static_cast<std::time_t>(lifetime), 0};
+    SSL_CTX_set_ex_data(ctx, ticket_policy_index(), policy);
+    SSL_CTX_set_timeout(ctx, static_cast<long>(lifetime));
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_session_ticket_cb(ctx, make_ticket, accept_ticket, nullptr);
+    static constexpr unsigned char kSessionContext[] = {'p', 'g', 'm', 't', 'l', 's'};
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext);
+  } else {
+    // TLS 1.3 servers send tickets after every handshake unless told not to; without resumption
+    // they are work (a session encoded and encrypted) and bytes for nothing.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
+  }
 
   const std::string ciphers = tls.ciphers.empty() ? kDefaultTls12Ciphers : tls.ciphers;
   if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
@@ -226,6 +366,12 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
       const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
       out.crls.push_back(
           {name_rfc2253(X509_CRL_get_issuer(crl)), next != nullptr ? asn1_time_to_unix(next) : 0});
+      auto* policy = static_cast<TicketPolicy*>(SSL_CTX_get_ex_data(ctx, ticket_policy_index()));
+      const std::time_t until = out.crls.back().next_update;
+      if (policy != nullptr && until != 0 &&
+          (policy->crls_valid_until == 0 || until < policy->crls_valid_until)) {
+        policy->crls_valid_until = until;
+      }
     }
   }
 

@@ -29,8 +29,9 @@ struct ServerTlsContext {
 };
 
 // Loads certificate chain, key (and checks they match), CA bundle, CRLs; sets protocol versions,
-// ciphers, groups and client-certificate verification (peer certificate requested, verified for
-// chain, validity, CRLs of the whole chain and TLS-client purpose). Errors name the config key.
+// ciphers, groups, TLS 1.3 session tickets and client-certificate verification (peer certificate
+// requested, verified for chain, validity, CRLs of the whole chain and TLS-client purpose). Errors
+// name the config key.
 std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig& tls,
                                                          config::Diagnostics& errors);
 
@@ -44,6 +45,11 @@ SslCtxPtr build_backend_tls_context(const config::BackendTlsConfig& tls,
 // Per-connection settings on a backend SSL: SNI (unless disabled or `host` is an IP literal) and,
 // for verify-full, the host name or IP address the certificate must carry.
 bool configure_backend_ssl(SSL* ssl, const config::BackendTlsConfig& tls, const std::string& host);
+
+// SHA-256 (lower-case hex) of the CA certificates that vouched for this connection's client
+// certificate, issuer first: from the verified chain after a full handshake, from the session
+// ticket after a resumption. Empty without a verified client certificate.
+std::vector<std::string> verified_ca_fingerprints(SSL* ssl);
 
 // Makes the verification of this connection's client certificate record, on the first failure,
 // which certificate failed and why ("depth 0 subject \"CN=...\": certificate has expired") into

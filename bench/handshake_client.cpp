@@ -1,11 +1,13 @@
 // How many new mTLS connections a PostgreSQL-protocol server accepts per second, and what each one
 // costs the server in CPU time. Every connection is new and complete: TCP connect, SSLRequest, 'S',
 // a full TLS handshake with the client certificate (one SSL_CTX for all, no session resumption),
-// then optionally a StartupMessage and everything up to ReadyForQuery, then a clean close.
+// then optionally a StartupMessage and everything up to ReadyForQuery, then a clean close. With
+// --resume each thread offers the session ticket its previous connection received instead, as a
+// driver with a TLS session cache does (libpq has none), and the result counts the resumptions.
 //
 //   pgmtls_handshake_client --port 6432 --ca ca.crt --cert client.crt --key client.key \
 //       [--host 127.0.0.1] [--servername localhost] [--startup --user bench --database bench] \
-//       [--threads 4] [--duration 10] [--groups X25519] [--pid PID] [--pid-tree PID]
+//       [--threads 4] [--duration 10] [--groups X25519] [--resume] [--pid PID] [--pid-tree PID]
 //   pgmtls_handshake_client --x25519-keygen-speed 3     X25519 key pairs generated per second
 //
 // --pid adds a process's own CPU time (all its threads) to the server's; --pid-tree adds a process
@@ -47,6 +49,7 @@ struct Options {
   std::string ca_file, cert_file, key_file;
   std::string groups;
   bool startup = false;
+  bool resume = false;
   std::string user = "bench";
   std::string database = "bench";
   int threads = 4;
@@ -61,7 +64,7 @@ struct Options {
                "pgmtls_handshake_client: %s\n"
                "usage: pgmtls_handshake_client --port P --ca FILE --cert FILE --key FILE\n"
                "         [--host 127.0.0.1] [--servername localhost] [--groups LIST]\n"
-               "         [--startup] [--user bench] [--database bench]\n"
+               "         [--startup] [--user bench] [--database bench] [--resume]\n"
                "         [--threads 4] [--duration 10] [--pid PID]... [--pid-tree PID]...\n"
                "       pgmtls_handshake_client --x25519-keygen-speed SECONDS\n",
                why);
@@ -92,6 +95,8 @@ Options parse_options(int argc, char** argv) {
       o.groups = value();
     else if (arg == "--startup")
       o.startup = true;
+    else if (arg == "--resume")
+      o.resume = true;
     else if (arg == "--user")
       o.user = value();
     else if (arg == "--database")
@@ -195,9 +200,13 @@ SslCtxPtr make_context(const Options& o) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) throw std::runtime_error("SSL_CTX_new: " + openssl_error());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  // Every handshake is a full one: nothing is cached or offered for resumption.
-  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+  if (o.resume) {
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_CLIENT);
+  } else {
+    // Every handshake is a full one: nothing is cached or offered for resumption.
+    SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+  }
   if (SSL_CTX_load_verify_locations(ctx.get(), o.ca_file.c_str(), nullptr) != 1)
     throw std::runtime_error("--ca " + o.ca_file + ": " + openssl_error());
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
@@ -307,9 +316,16 @@ bool read_until_ready(SSL* ssl, std::string& error) {
   }
 }
 
-// One complete connection. Returns an empty string on success, else why it failed.
+struct SessionFree {
+  void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+};
+using SessionPtr = std::unique_ptr<SSL_SESSION, SessionFree>;
+
+// One complete connection, offering `session` if it holds one and replacing it with the newest
+// resumable session the server gave (--resume). Returns an empty string on success, else why it
+// failed.
 std::string one_connection(const Options& o, SSL_CTX* ctx, const sockaddr_in& addr,
-                           const std::string& startup) {
+                           const std::string& startup, SessionPtr& session, bool& resumed) {
   Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) return std::string("socket: ") + std::strerror(errno);
   const int one = 1;
@@ -331,12 +347,14 @@ std::string one_connection(const Options& o, SSL_CTX* ctx, const sockaddr_in& ad
   SSL_set_fd(ssl.get(), fd.get());
   SSL_set_tlsext_host_name(ssl.get(), o.servername.c_str());
   SSL_set1_host(ssl.get(), o.servername.c_str());  // verify-full: the name must match
+  if (session) SSL_set_session(ssl.get(), session.get());
   if (SSL_connect(ssl.get()) != 1) {
     const long verify = SSL_get_verify_result(ssl.get());
     if (verify != X509_V_OK)
       return std::string("server certificate: ") + X509_verify_cert_error_string(verify);
     return "TLS handshake: " + openssl_error();
   }
+  resumed = SSL_session_reused(ssl.get()) == 1;
 
   std::string error;
   if (o.startup) {
@@ -353,7 +371,21 @@ std::string one_connection(const Options& o, SSL_CTX* ctx, const sockaddr_in& ad
   SSL_shutdown(ssl.get());
   ::shutdown(fd.get(), SHUT_WR);
   char drain[4096];
-  while (::recv(fd.get(), drain, sizeof drain, 0) > 0) {
+  if (o.resume) {
+    // Through TLS, so that a NewSessionTicket still in flight is read and kept.
+    while (SSL_read(ssl.get(), drain, sizeof drain) > 0) {
+    }
+    ERR_clear_error();
+    if (SSL_SESSION* got = SSL_get1_session(ssl.get())) {
+      if (SSL_SESSION_is_resumable(got) == 1) {
+        session.reset(got);
+      } else {
+        SSL_SESSION_free(got);
+      }
+    }
+  } else {
+    while (::recv(fd.get(), drain, sizeof drain, 0) > 0) {
+    }
   }
   return {};
 }
@@ -409,7 +441,7 @@ int main(int argc, char** argv) {
     usage("--host must be an IPv4 address");
   const std::string startup = startup_message(o);
 
-  std::atomic<std::uint64_t> done{0}, failed{0};
+  std::atomic<std::uint64_t> done{0}, failed{0}, resumptions{0};
   std::mutex first_error_mutex;
   std::string first_error;
   const auto start = std::chrono::steady_clock::now();
@@ -422,10 +454,13 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (int t = 0; t < o.threads; ++t) {
     threads.emplace_back([&] {
+      SessionPtr session;
       while (std::chrono::steady_clock::now() < stop_at) {
-        const std::string error = one_connection(o, ctx.get(), addr, startup);
+        bool resumed = false;
+        const std::string error = one_connection(o, ctx.get(), addr, startup, session, resumed);
         if (error.empty()) {
           done.fetch_add(1, std::memory_order_relaxed);
+          if (resumed) resumptions.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
         failed.fetch_add(1, std::memory_order_relaxed);
@@ -448,12 +483,13 @@ int main(int argc, char** argv) {
   const auto n = done.load();
   const bool measured = !o.pids.empty() || !o.pid_trees.empty();
   std::printf(
-      "mode=%s connections=%llu failed=%llu seconds=%.3f rate=%.1f client_cpu_us=%.1f "
-      "server_cpu_s=%.3f server_cpu_us=%.1f\n",
+      "mode=%s connections=%llu failed=%llu resumed=%llu seconds=%.3f rate=%.1f "
+      "client_cpu_us=%.1f server_cpu_s=%.3f server_cpu_us=%.1f\n",
       o.startup ? "startup" : "tls", static_cast<unsigned long long>(n),
-      static_cast<unsigned long long>(failed.load()), seconds, static_cast<double>(n) / seconds,
-      n ? client_cpu * 1e6 / static_cast<double>(n) : 0.0, measured ? cpu : 0.0,
-      measured && n ? cpu * 1e6 / static_cast<double>(n) : 0.0);
+      static_cast<unsigned long long>(failed.load()),
+      static_cast<unsigned long long>(resumptions.load()), seconds,
+      static_cast<double>(n) / seconds, n ? client_cpu * 1e6 / static_cast<double>(n) : 0.0,
+      measured ? cpu : 0.0, measured && n ? cpu * 1e6 / static_cast<double>(n) : 0.0);
   if (failed.load() > 0 || n == 0) {
     std::fprintf(stderr, "pgmtls_handshake_client: %llu connections failed; first: %s\n",
                  static_cast<unsigned long long>(failed.load()),

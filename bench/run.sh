@@ -613,7 +613,7 @@ done
 
 # --- 5. handshakes -----------------------------------------------------------------------------
 say "9/9 handshake rate ($hs_threads client threads, $hs_duration s), theoretical limit, metrics on vs off"
-run_handshakes() {  # target mode(tls|startup)
+run_handshakes() {  # target mode(tls|startup|resume)
   local t=$1 mode=$2 args=() before after line rc=0 outf="$work/out/hs-$2.$1.txt"
   case $t in
     tls) args=(--pid-tree "$pg_pid" --groups P-256) ;;
@@ -621,6 +621,7 @@ run_handshakes() {  # target mode(tls|startup)
     pgmtls) args=(--pid "$pgmtls_pid") ;;
   esac
   [ "$mode" = startup ] && args+=(--startup --user bench --database bench)
+  [ "$mode" = resume ] && args+=(--resume)
   before=$(cpu_snapshot)
   timeout $((hs_duration + 60)) "$hs_client" --host 127.0.0.1 --port "$(port_of "$t")" \
     --servername localhost --ca "$pki/ca.crt" --cert "$pki/client.crt" --key "$pki/client.key" \
@@ -633,6 +634,8 @@ run_handshakes() {  # target mode(tls|startup)
   R[hs$mode.rate.$t]=$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$line")
   R[hs$mode.servercpu.$t]=$(sed -n 's/.* server_cpu_us=\([0-9.]*\).*/\1/p' <<<"$line")
   R[hs$mode.pgcpu.$t]=$(cpu_us_per "$before" "$after" 1 "$n")
+  R[hs$mode.resumed.$t]=$(awk -v n="$n" -v r="$(sed -n 's/.* resumed=\([0-9]*\).*/\1/p' <<<"$line")" \
+    'BEGIN { printf "%.0f", n > 0 ? 100 * r / n : 0 }')
   [ "$t" = tls ] || R[hs$mode.proxycpu.$t]=${R[hs$mode.servercpu.$t]}
   note "$(printf '%-8s %-12s %9s /s  server CPU %7s us  PostgreSQL %7s us  client %s us' "$mode" "${label[$t]}" \
     "${R[hs$mode.rate.$t]}" "${R[hs$mode.servercpu.$t]}" "${R[hs$mode.pgcpu.$t]}" \
@@ -641,6 +644,8 @@ run_handshakes() {  # target mode(tls|startup)
 for mode in tls startup; do
   for t in tls pgbouncer pgmtls; do run_handshakes "$t" "$mode"; done
 done
+# Clients that keep a TLS session cache (pgJDBC, Npgsql; not libpq) resume with a ticket.
+run_handshakes pgmtls resume
 
 # The crypto a TLS 1.3 server does per mutual handshake with P-256 certificates and X25519.
 openssl speed -seconds "$speed_seconds" ecdsap256 ecdhx25519 ecdhp256 >"$work/out/speed.txt" 2>/dev/null ||
@@ -655,7 +660,7 @@ keygen_s=$("$hs_client" --x25519-keygen-speed "$speed_seconds" | sed -n 's/^x255
 crypto_us=$(awk -v s="$sign_s" -v v="$verify_s" -v d="$x25519_s" -v k="$keygen_s" \
   'BEGIN { printf "%.1f", 1e6 / s + 2e6 / v + 1e6 / k + 1e6 / d }')
 limit_core=$(awk -v c="$crypto_us" 'BEGIN { printf "%.0f", 1e6 / c }')
-for mode in tls startup; do
+for mode in tls startup resume; do
   R[hs$mode.capacity.pgmtls]=$(awk -v c="$cores" -v u="${R[hs$mode.proxycpu.pgmtls]}" 'BEGIN { printf "%.0f", c * 1e6 / u }')
   R[hs$mode.pct.pgmtls]=$(awk -v c="$crypto_us" -v u="${R[hs$mode.proxycpu.pgmtls]}" 'BEGIN { printf "%.0f", 100 * c / u }')
 done
@@ -714,13 +719,16 @@ $(perf_rows "$data" dso,sym 25)
   note "profile $name: $samples samples"
 }
 if [ "${BENCH_PROFILE:-1}" != 0 ] && command -v perf >/dev/null; then
-  say "profiles: perf record on pgmtls during handshakes and select-only -c 16"
+  say "profiles: perf record on pgmtls during handshakes, select-only -c 16 and COPY out"
   profile handshake "handshake only, $hs_threads client threads, $hs_duration s" \
     "$hs_client" --host 127.0.0.1 --port "$pgmtls_port" --servername localhost --ca "$pki/ca.crt" \
     --cert "$pki/client.crt" --key "$pki/client.key" --threads "$hs_threads" --duration "$hs_duration" \
     --pid "$pgmtls_pid"
   profile select "select-only -c 16, $duration s" \
     in_env pgmtls pgbench -n -S -M prepared -c 16 -j 2 -T "$duration"
+  profile copyout "COPY out $copy_mb MB" \
+    in_env pgmtls psql -X -q -v ON_ERROR_STOP=1 -o /dev/null \
+    -c "COPY (SELECT repeat('x', 999) FROM generate_series(1, $rows)) TO STDOUT"
 fi
 [ -n "$profile_md" ] || profile_md="
 (none: perf is not installed, cannot attach, or BENCH_PROFILE=0)
@@ -953,6 +961,7 @@ lower):
 |---|---:|---:|---:|
 | handshake only | ${R[hstls.proxycpu.pgmtls]} | ${R[hstls.capacity.pgmtls]} /s | ${R[hstls.pct.pgmtls]} % |
 | handshake + startup + ReadyForQuery | ${R[hsstartup.proxycpu.pgmtls]} | ${R[hsstartup.capacity.pgmtls]} /s | ${R[hsstartup.pct.pgmtls]} % |
+| handshake only, resuming a session ticket (${R[hsresume.resumed.pgmtls]} % resumed) | ${R[hsresume.proxycpu.pgmtls]} | ${R[hsresume.capacity.pgmtls]} /s | – |
 
 For comparison, PostgreSQL's direct TLS uses P-256 for the key exchange (ECDH P-256:
 $p256dh_s /s), and its figure includes forking a backend for every connection.
@@ -997,7 +1006,9 @@ $profile_md
   connect, SSLRequest, 'S', full TLS handshake with the client certificate, then ("+ startup")
   StartupMessage up to ReadyForQuery and Terminate, then close_notify and wait for the server's
   close. PgBouncer and pgmtls (both in session pooling mode) serve the startup from their pools,
-  so their PostgreSQL CPU per connection is nearly zero.
+  so their PostgreSQL CPU per connection is nearly zero. "Resuming a session ticket": the same
+  handshake-only loop with \`--resume\`, each thread offering the ticket its previous connection
+  got (TLS 1.3 PSK with a fresh X25519 exchange: no certificates, signatures or chain checks).
 - **Metrics on vs off**: select-only -c 16 alternately against the two pgmtls binaries,
   $metrics_rounds round(s) of $duration s.
 - pgmtls logged $pgmtls_warnings line(s) at warn level or above (connections by result/reason:

@@ -337,6 +337,16 @@ class Loader {
              {"ciphersuites",
               [&](const YAML::Node& n) { string_value(n, "tls.ciphersuites", tls.ciphersuites); }},
              {"groups", [&](const YAML::Node& n) { string_value(n, "tls.groups", tls.groups); }},
+             {"session_ticket_lifetime",
+              [&](const YAML::Node& n) {
+                optional_duration(n, "tls.session_ticket_lifetime", tls.session_ticket_lifetime);
+                if (tls.session_ticket_lifetime > std::chrono::hours(24 * 7)) {
+                  error(n, "tls.session_ticket_lifetime must be at most 168h (7 days, RFC 8446)");
+                }
+                if (tls.session_ticket_lifetime.count() % 1000 != 0) {
+                  error(n, "tls.session_ticket_lifetime must be whole seconds");
+                }
+              }},
          });
     if (!node.IsMap()) return;
     require(node, "tls", "cert_file", node["cert_file"].IsDefined());

@@ -42,6 +42,9 @@ struct TlsConfig {
   std::string ciphers;               // TLS 1.2 cipher list, OpenSSL syntax; empty: a strong default
   std::string ciphersuites;          // TLS 1.3 suites; empty: OpenSSL's default
   std::string groups = "X25519:P-256:P-384";  // key exchange groups, preferred first
+  // TLS 1.3 session resumption: how long after a full handshake a client may resume with the
+  // session ticket it was given; 0 turns tickets off. At most 7 days (RFC 8446).
+  std::chrono::milliseconds session_ticket_lifetime{std::chrono::hours(1)};
   Location where;
 };
 

@@ -138,6 +138,11 @@ std::string render_metrics(std::span<const WorkerMetrics* const> workers, std::s
   families.push_back(histogram("pgmtls_tls_handshake_duration_seconds",
                                "Client TLS handshakes that completed, by duration", workers,
                                &WorkerMetrics::tls_handshake));
+  families.push_back(single(
+      "pgmtls_tls_resumptions_total",
+      "Client TLS handshakes that resumed a session from a ticket (counted in the histogram too)",
+      MetricType::Counter,
+      sum(workers, [](const WorkerMetrics& w) { return w.tls_resumed.get(); })));
   families.push_back(histogram(
       "pgmtls_backend_startup_duration_seconds",
       "Backend connect, TLS and authentication up to ReadyForQuery, for sessions that got there",

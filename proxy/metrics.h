@@ -69,6 +69,7 @@ struct alignas(64) WorkerMetrics {
   WorkerCounter bytes_from_clients;
   WorkerCounter bytes_to_clients;
   WorkerHistogram tls_handshake{kLatencyBounds};
+  WorkerCounter tls_resumed;  // handshakes that resumed a session from a ticket
   WorkerHistogram backend_startup{kLatencyBounds};
   WorkerHistogram session_duration{kSessionBounds};
 

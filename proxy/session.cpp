@@ -594,6 +594,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (!ec) {
       metrics_.tls_handshake.observe(std::chrono::steady_clock::now() - handshake_start);
+      if (SSL_session_reused(tls_->native_handle()) == 1) metrics_.tls_resumed.add();
       co_return true;
     }
 
@@ -702,7 +703,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
             reason::kNoIdentity, sqlstate::kInvalidAuthorization,
             "certificate authentication failed for user \"" + request.user + "\"", error);
       }
-      auth::add_verified_chain(*identity_, SSL_get0_verified_chain(tls_->native_handle()));
+      identity_->ca_fingerprints = auth::verified_ca_fingerprints(tls_->native_handle());
     }
 
     const auth::Verdict verdict =
@@ -1829,6 +1830,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     f.emplace_back("backend_uses", backend_uses_);
     // Backend connections taken for this client's transactions (pool_mode: transaction).
     if (transaction_pooling()) f.emplace_back("backend_checkouts", backend_checkouts_);
+    // The client resumed a TLS 1.3 session from a ticket instead of a full handshake.
+    if (tls_ && SSL_session_reused(tls_->native_handle()) == 1) {
+      f.emplace_back("tls_resumed", "true");
+    }
   }
 
   // The audit record of an admitted session, once the backend is ready.

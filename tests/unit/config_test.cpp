@@ -82,6 +82,7 @@ TEST(ConfigValid, MinimalUsesDefaults) {
   EXPECT_EQ(c.tls.max_protocol_version, "");
   EXPECT_EQ(c.tls.ciphers, "");
   EXPECT_EQ(c.tls.groups, "X25519:P-256:P-384");
+  EXPECT_EQ(c.tls.session_ticket_lifetime, 1h);
   EXPECT_TRUE(c.tls.crl_file.empty());
   EXPECT_TRUE(c.tls.crl_dir.empty());
   EXPECT_EQ(c.identity.source, pgmtls::config::IdentitySource::cn);
@@ -231,6 +232,10 @@ INSTANTIATE_TEST_SUITE_P(
                     true},
         InvalidCase{"bad_min_protocol_version.yaml", 6, 25,
                     "tls.min_protocol_version must be TLSv1.2 or TLSv1.3, not \"TLSv1.1\"", true},
+        InvalidCase{"ticket_lifetime_too_long.yaml", 6, 28,
+                    "tls.session_ticket_lifetime must be at most 168h (7 days, RFC 8446)", true},
+        InvalidCase{"ticket_lifetime_fraction.yaml", 6, 28,
+                    "tls.session_ticket_lifetime must be whole seconds", true},
         InvalidCase{"ident_file_and_maps.yaml", 8, 3, "give either ident_file or maps, not both",
                     true},
         InvalidCase{"map_not_defined.yaml", 6, 6, "map \"nosuchmap\" is not defined in maps", true},
@@ -337,6 +342,25 @@ constexpr const char* kMinimalUpToBackend =
     "  ca_file: ../pki/ca.crt\n"
     "backends:\n"
     "  default:\n";
+
+TEST(ConfigText, SessionTicketLifetime) {
+  const std::string dir = kConfigDir + "/valid";
+  auto with = [&](const std::string& value) {
+    std::string text = std::string(kMinimalUpToBackend) + "    host: h\n";
+    text.insert(text.find("backends:"), "  session_ticket_lifetime: " + value + "\n");
+    return load_config_text(text, "t.yaml", dir);
+  };
+  const auto minutes = with("10m");
+  ASSERT_TRUE(minutes.ok()) << all_errors(minutes);
+  EXPECT_EQ(minutes.config->tls.session_ticket_lifetime, 10min);
+  const auto most = with("168h");
+  ASSERT_TRUE(most.ok()) << all_errors(most);
+  const auto off = with("off");
+  ASSERT_TRUE(off.ok()) << all_errors(off);
+  EXPECT_EQ(off.config->tls.session_ticket_lifetime.count(), 0);
+  EXPECT_NE(all_errors(with("-1s")).find("tls.session_ticket_lifetime must be a duration"),
+            std::string::npos);
+}
 
 TEST(ConfigText, BackendPortRange) {
   const auto base = std::string(kMinimalUpToBackend) + "    host: h\n";

@@ -50,6 +50,7 @@ std::string ProxyConfig::to_yaml() const {
   if (!crl_file.empty()) y += "  crl_file: " + crl_file + "\n";
   if (!crl_dir.empty()) y += "  crl_dir: " + crl_dir + "\n";
   y += "  min_protocol_version: TLSv1.2\n";
+  y += tls_yaml;
   if (!map.empty()) y += "map: " + map + "\n";
   if (!maps_yaml.empty()) y += "maps:\n" + maps_yaml;
   if (!ident_file.empty()) y += "ident_file: " + ident_file + "\n";

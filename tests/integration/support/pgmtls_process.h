@@ -33,6 +33,7 @@ struct ProxyConfig {
   std::string ca_file;
   std::string crl_file;    // empty: none
   std::string crl_dir;     // empty: none
+  std::string tls_yaml;    // more tls: keys, verbatim (indented by two spaces), or empty
   std::string map;         // empty: no map (CN must equal the role)
   std::string maps_yaml;   // verbatim YAML for `maps:` entries (already indented), or empty
   std::string ident_file;  // empty: none

@@ -635,7 +635,7 @@ run_handshakes() {  # target mode(tls|startup|resume)
   R[hs$mode.servercpu.$t]=$(sed -n 's/.* server_cpu_us=\([0-9.]*\).*/\1/p' <<<"$line")
   R[hs$mode.pgcpu.$t]=$(cpu_us_per "$before" "$after" 1 "$n")
   R[hs$mode.resumed.$t]=$(awk -v n="$n" -v r="$(sed -n 's/.* resumed=\([0-9]*\).*/\1/p' <<<"$line")" \
-    'BEGIN { printf "%.0f", n > 0 ? 100 * r / n : 0 }')
+    'BEGIN { printf "%.0f", (n > 0 ? 100 * r / n : 0) }')
   [ "$t" = tls ] || R[hs$mode.proxycpu.$t]=${R[hs$mode.servercpu.$t]}
   note "$(printf '%-8s %-12s %9s /s  server CPU %7s us  PostgreSQL %7s us  client %s us' "$mode" "${label[$t]}" \
     "${R[hs$mode.rate.$t]}" "${R[hs$mode.servercpu.$t]}" "${R[hs$mode.pgcpu.$t]}" \

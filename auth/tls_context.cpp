@@ -220,10 +220,9 @@ SSL_TICKET_RETURN accept_ticket(SSL* ssl, SSL_SESSION* session, const unsigned c
 }  // namespace
 
 std::vector<std::string> verified_ca_fingerprints(SSL* ssl) {
-  if (SSL_session_reused(ssl)) {
-    auto data = read_ticket_data(SSL_get0_session(ssl));
-    return data ? std::move(data->ca_fingerprints) : std::vector<std::string>{};
-  }
+  // The ticket's data: the one the client resumed with, or the one this handshake made.
+  if (auto data = read_ticket_data(SSL_get0_session(ssl))) return std::move(data->ca_fingerprints);
+  if (SSL_session_reused(ssl)) return {};
   std::vector<std::string> out;
   if (STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl)) {
     for (int i = 1; i < sk_X509_num(chain); ++i)
@@ -266,26 +265,6 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_max_early_data(ctx, 0);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  const auto lifetime =
-      std::chrono::duration_cast<std::chrono::seconds>(tls.session_ticket_lifetime).count();
-  if (lifetime > 0) {
-    // Stateless TLS 1.3 tickets, one per handshake; resumption always runs a fresh (EC)DHE
-    // exchange (OpenSSL refuses psk_ke unless SSL_OP_ALLOW_NO_DHE_KEX). TLS 1.2 tickets, which
-    // would not, are made (OpenSSL has no switch for only one version) but never accepted.
-    auto* policy = new TicketPolicy{static_cast<std::time_t>(lifetime), 0};
-    SSL_CTX_set_ex_data(ctx, ticket_policy_index(), policy);
-    SSL_CTX_set_timeout(ctx, static_cast<long>(lifetime));
-    SSL_CTX_set_num_tickets(ctx, 1);
-    SSL_CTX_set_session_ticket_cb(ctx, make_ticket, accept_ticket, nullptr);
-    static constexpr unsigned char kSessionContext[] = {'p', 'g', 'm', 't', 'l', 's'};
-    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext);
-  } else {
-    // TLS 1.3 servers send tickets after every handshake unless told not to; without resumption
-    // they are work (a session encoded and encrypted) and bytes for nothing.
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    SSL_CTX_set_num_tickets(ctx, 0);
-  }
-
   const std::string ciphers = tls.ciphers.empty() ? kDefaultTls12Ciphers : tls.ciphers;
   if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
     fail(tls.where, "tls.ciphers \"" + ciphers + "\" selects no usable cipher");
@@ -366,13 +345,34 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
       const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
       out.crls.push_back(
           {name_rfc2253(X509_CRL_get_issuer(crl)), next != nullptr ? asn1_time_to_unix(next) : 0});
-      auto* policy = static_cast<TicketPolicy*>(SSL_CTX_get_ex_data(ctx, ticket_policy_index()));
-      const std::time_t until = out.crls.back().next_update;
-      if (policy != nullptr && until != 0 &&
-          (policy->crls_valid_until == 0 || until < policy->crls_valid_until)) {
-        policy->crls_valid_until = until;
+    }
+  }
+
+  // Session tickets, set up once the CRLs are known: a ticket is refused once one of them is stale.
+  const auto lifetime =
+      std::chrono::duration_cast<std::chrono::seconds>(tls.session_ticket_lifetime).count();
+  if (lifetime > 0) {
+    // Stateless TLS 1.3 tickets, one per handshake; resumption always runs a fresh (EC)DHE
+    // exchange (OpenSSL refuses psk_ke unless SSL_OP_ALLOW_NO_DHE_KEX). TLS 1.2 tickets, which
+    // would not, are made (OpenSSL has no switch for only one version) but never accepted.
+    auto* policy = new TicketPolicy{static_cast<std::time_t>(lifetime), 0};
+    for (const auto& crl : out.crls) {
+      if (crl.next_update != 0 &&
+          (policy->crls_valid_until == 0 || crl.next_update < policy->crls_valid_until)) {
+        policy->crls_valid_until = crl.next_update;
       }
     }
+    SSL_CTX_set_ex_data(ctx, ticket_policy_index(), policy);
+    SSL_CTX_set_timeout(ctx, static_cast<long>(lifetime));
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_session_ticket_cb(ctx, make_ticket, accept_ticket, nullptr);
+    static constexpr unsigned char kSessionContext[] = {'p', 'g', 'm', 't', 'l', 's'};
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext);
+  } else {
+    // TLS 1.3 servers send tickets after every handshake unless told not to; without resumption
+    // they are work (a session encoded and encrypted) and bytes for nothing.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
   }
 
   SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);

@@ -30,36 +30,13 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 namespace pki = auth::pki;
 
-class LifecycleTest : public ::testing::Test {
+class LifecycleTest : public ProxySuite<LifecycleTest> {
  protected:
   static void SetUpTestSuite() {
-    postgres_ = std::make_unique<PostgresServer>();
-    postgres_->exec("CREATE ROLE alice LOGIN; CREATE ROLE carol LOGIN;");
-    pki_ = std::make_unique<TestPki>(0);
-  }
-  static void TearDownTestSuite() {
-    pki_.reset();
-    postgres_.reset();
+    set_up_suite("CREATE ROLE alice LOGIN; CREATE ROLE carol LOGIN;");
   }
 
-  void TearDown() override {
-    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
-    proxy_.reset();
-  }
-
-  ProxyConfig config() const { return base_proxy_config(*pki_, postgres_->port()); }
-  std::string config_path() const { return pki_->dir() + "/lifecycle.yaml"; }
-
-  void start(const ProxyConfig& c) {
-    proxy_ = std::make_unique<PgmtlsProcess>(config_path(), c.to_yaml());
-  }
-  // Rewrites the config file and asks pgmtls to reload it; waits for the outcome's log line.
-  void reload(const std::string& yaml, const std::string& expected_line) {
-    const std::size_t mark = proxy_->log_mark();
-    write_text_file(config_path(), yaml);
-    proxy_->signal(SIGHUP);
-    ASSERT_TRUE(proxy_->wait_for_log({expected_line}, kLogTimeout, mark));
-  }
+  void start(const ProxyConfig& c) { launch(c.to_yaml()); }
 
   ConnectResult connect(const std::string& client, const std::string& user = "alice") {
     return pg_connect(
@@ -76,10 +53,6 @@ class LifecycleTest : public ::testing::Test {
     X509* cert = ssl != nullptr ? SSL_get0_peer_certificate(ssl) : nullptr;
     return cert != nullptr ? pki::serial_of(*cert) : 0;
   }
-
-  static inline std::unique_ptr<PostgresServer> postgres_;
-  static inline std::unique_ptr<TestPki> pki_;
-  std::unique_ptr<PgmtlsProcess> proxy_;
 };
 
 // ---- reload

@@ -30,31 +30,21 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class LimitsTest : public ::testing::Test {
+class LimitsTest : public ProxySuite<LimitsTest> {
  protected:
   static void SetUpTestSuite() {
-    postgres_ = std::make_unique<PostgresServer>();
-    postgres_->exec("CREATE ROLE alice LOGIN; CREATE ROLE shared LOGIN;");
-    pki_ = std::make_unique<TestPki>(0);
-  }
-  static void TearDownTestSuite() {
-    pki_.reset();
-    postgres_.reset();
-  }
-  void TearDown() override {
-    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
-    proxy_.reset();
+    set_up_suite("CREATE ROLE alice LOGIN; CREATE ROLE shared LOGIN;");
   }
 
   // alice, carol and bob@example.com may all connect as "shared"; alice also as herself.
   void start(const std::string& limits_yaml) {
-    ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
+    ProxyConfig c = config();
     c.map = "m";
     c.maps_yaml =
         "  m:\n    - { identity: \"/^(alice|carol|bob@example\\\\.com)$\", role: shared }\n"
         "    - { identity: alice, role: alice }\n";
     c.extra_yaml = "limits:\n" + limits_yaml;
-    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/limits.yaml", c.to_yaml());
+    launch(c.to_yaml());
   }
   ConnectResult connect(const std::string& client, const std::string& user) {
     return pg_connect(
@@ -77,10 +67,6 @@ class LimitsTest : public ::testing::Test {
            line.find("result=ok") != std::string::npos;
     return n;
   }
-
-  static inline std::unique_ptr<PostgresServer> postgres_;
-  static inline std::unique_ptr<TestPki> pki_;
-  std::unique_ptr<PgmtlsProcess> proxy_;
 };
 
 TEST_F(LimitsTest, PerIdentityLimitRefusesWith53300UntilASessionEnds) {
@@ -216,7 +202,7 @@ TEST_F(LimitsTest, KeepalivesAreArmedOnClientAndBackendSockets) {
 }
 
 TEST_F(LimitsTest, KeepalivesCanBeTurnedOff) {
-  ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
+  ProxyConfig c = config();
   c.map = "m";
   c.maps_yaml = "  m:\n    - { identity: alice, role: alice }\n";
   c.extra_yaml = "tcp_keepalives:\n  idle: 0\n";

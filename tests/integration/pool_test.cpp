@@ -25,33 +25,24 @@ namespace {
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-class PoolTest : public ::testing::Test {
+class PoolTest : public ProxySuite<PoolTest> {
  protected:
   // PostgreSQL with TLS, which pgmtls's default sslmode (prefer) uses: pooled connections carry
   // their TLS session along.
   static void SetUpTestSuite() {
-    pki_ = std::make_unique<TestPki>(0);
-    postgres_ = std::make_unique<PostgresServer>(tls_postgres_options(*pki_));
-    postgres_->exec(
+    set_up_suite(
         "CREATE ROLE alice LOGIN; CREATE ROLE carol LOGIN; GRANT CREATE ON SCHEMA public TO "
-        "alice;");
-  }
-  static void TearDownTestSuite() {
-    pki_.reset();
-    postgres_.reset();
-  }
-  void TearDown() override {
-    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
-    proxy_.reset();
+        "alice;",
+        true);
   }
 
   void start(const std::string& backend_yaml = "", const std::string& mode = "session") {
-    ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
+    ProxyConfig c = config();
     c.workers = 1;
     std::string yaml = c.to_yaml();
     const std::string at = "    connect_timeout: " + c.backend_connect_timeout + "\n";
     yaml.replace(yaml.find(at), at.size(), at + "    pool_mode: " + mode + "\n" + backend_yaml);
-    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/pool.yaml", yaml);
+    launch(yaml);
   }
 
   ConnectResult connect(const std::string& user, const std::string& extra = "") {
@@ -79,10 +70,6 @@ class PoolTest : public ::testing::Test {
     }
     return false;
   }
-
-  static inline std::unique_ptr<PostgresServer> postgres_;
-  static inline std::unique_ptr<TestPki> pki_;
-  std::unique_ptr<PgmtlsProcess> proxy_;
 };
 
 TEST_F(PoolTest, TheNextClientGetsTheSameBackendWithItsStateReset) {

@@ -4,9 +4,7 @@
 // tls.session_ticket_lifetime, and 0 turns them off.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
-#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,7 +14,6 @@
 #include "tests/integration/support/fixtures.h"
 #include "tests/integration/support/pgmtls_process.h"
 #include "tests/integration/support/postgres_server.h"
-#include "tests/integration/support/process.h"
 #include "tests/integration/support/test_pki.h"
 #include "tests/integration/support/tls_session_client.h"
 
@@ -25,37 +22,19 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class ResumptionTest : public ::testing::Test {
+class ResumptionTest : public ProxySuite<ResumptionTest> {
  protected:
   static void SetUpTestSuite() {
-    postgres_ = std::make_unique<PostgresServer>();
-    postgres_->exec("CREATE ROLE alice LOGIN; CREATE ROLE carol LOGIN;");
-    pki_ = std::make_unique<TestPki>(0);
-  }
-  static void TearDownTestSuite() {
-    pki_.reset();
-    postgres_.reset();
-  }
-  void TearDown() override {
-    if (HasFailure() && proxy_) std::cerr << "pgmtls log:\n" << proxy_->log_text();
-    proxy_.reset();
+    set_up_suite("CREATE ROLE alice LOGIN; CREATE ROLE carol LOGIN;");
   }
 
-  ProxyConfig config() const { return base_proxy_config(*pki_, postgres_->port()); }
-  std::string config_path() const { return pki_->dir() + "/resumption.yaml"; }
-  void start(const ProxyConfig& c) {
-    proxy_ = std::make_unique<PgmtlsProcess>(config_path(), c.to_yaml());
-  }
+  void start(const ProxyConfig& c) { launch(c.to_yaml()); }
   TlsSessionClient client(const std::string& name) const {
     return TlsSessionClient(pki_->root_ca_file(), pki_->client(name));
   }
   TlsSessionClient::Attempt whoami(TlsSessionClient& c, const std::string& user = "alice") {
     return c.connect(proxy_->port(), user, "SELECT current_user");
   }
-
-  static inline std::unique_ptr<PostgresServer> postgres_;
-  static inline std::unique_ptr<TestPki> pki_;
-  std::unique_ptr<PgmtlsProcess> proxy_;
 };
 
 TEST_F(ResumptionTest, ATicketResumesTheSessionWithItsIdentity) {
@@ -119,9 +98,7 @@ TEST_F(ResumptionTest, AReloadEndsEveryTicketSoARevocationTakesEffect) {
 
   c.crl_file = pki_->root_crl_file();  // lists `revoked`
   const std::size_t mark = proxy_->log_mark();
-  write_text_file(config_path(), c.to_yaml());
-  proxy_->signal(SIGHUP);
-  ASSERT_TRUE(proxy_->wait_for_log({"configuration reloaded"}, kLogTimeout, mark));
+  reload(c.to_yaml(), "configuration reloaded");
 
   const auto refused = whoami(revoked);
   EXPECT_FALSE(refused.resumed);

@@ -19,6 +19,8 @@ packages=(
   prometheus
   # bench/run.sh: the peer it compares against, and its chart
   pgbouncer gnuplot-nox
+  # the real-client matrix in the integration tests (tests/integration/clients_test.cpp)
+  python3-psycopg2
 )
 
 missing=()

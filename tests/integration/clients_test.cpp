@@ -1,0 +1,51 @@
+// Real client drivers through pgmtls, each with sslmode=verify-full and a client certificate:
+// a query, a prepared statement, COPY in and out, and a cancel. libpq itself is exercised by every
+// other suite; this one runs the drivers applications use (so far psycopg2, Debian's
+// python3-psycopg2, which deploy/install-deps.sh installs).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "tests/integration/support/fixtures.h"
+#include "tests/integration/support/pg_client.h"
+#include "tests/integration/support/pgmtls_process.h"
+#include "tests/integration/support/process.h"
+#include "tests/integration/support/test_pki.h"
+
+namespace pgmtls::integration {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ClientsTest : public ProxySuite<ClientsTest> {
+ protected:
+  static void SetUpTestSuite() { set_up_suite("CREATE ROLE alice LOGIN;"); }
+
+  static std::string client_script(const std::string& name) {
+    return std::string(PGMTLS_SOURCE_DIR) + "/tests/integration/clients/" + name;
+  }
+  std::string conninfo() const {
+    return tls_conninfo(proxy_->port(), pki_->root_ca_file(), &pki_->client("alice"), "alice",
+                        "postgres");
+  }
+};
+
+TEST_F(ClientsTest, Psycopg2QueriesPreparesCopiesAndCancels) {
+  launch(config().to_yaml());
+  // Debian's interpreter, where python3-psycopg2 lives (not whatever python3 is first on PATH).
+  const CommandResult r =
+      run_command({"/usr/bin/python3", client_script("psycopg2_client.py"), conninfo()},
+                  std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
+  EXPECT_THAT(r.output, HasSubstr("prepared ok"));
+  EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
+  EXPECT_THAT(r.output, HasSubstr("cancel ok"));
+  // The cancel went through pgmtls to the session's backend.
+  EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
+}
+
+}  // namespace
+}  // namespace pgmtls::integration

@@ -20,7 +20,7 @@ packages=(
   # bench/run.sh: the peer it compares against, and its chart
   pgbouncer gnuplot-nox
   # the real-client matrix in the integration tests (tests/integration/clients_test.cpp)
-  python3-psycopg2
+  python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless
 )
 
 missing=()

@@ -1,7 +1,8 @@
 // Real client drivers through pgmtls, each with sslmode=verify-full and a client certificate:
 // a query, a prepared statement, COPY in and out, and a cancel. libpq itself is exercised by every
-// other suite; this one runs the drivers applications use (so far psycopg2, Debian's
-// python3-psycopg2, which deploy/install-deps.sh installs).
+// other suite; this one runs the drivers applications use, from the Debian packages that
+// deploy/install-deps.sh installs: psycopg2 (python3-psycopg2) and pgJDBC (libpostgresql-jdbc-java,
+// run as a single-file Java program, which needs the JDK's compiler).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -44,6 +45,30 @@ TEST_F(ClientsTest, Psycopg2QueriesPreparesCopiesAndCancels) {
   EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
   EXPECT_THAT(r.output, HasSubstr("cancel ok"));
   // The cancel went through pgmtls to the session's backend.
+  EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
+}
+
+TEST_F(ClientsTest, PgJdbcQueriesPreparesCopiesAndCancels) {
+  launch(config().to_yaml());
+  // pgJDBC reads the client key as PKCS#8 DER, not PEM.
+  const ClientCertificate& alice = pki_->client("alice");
+  const std::string der_key = pki_->dir() + "/alice.pk8";
+  const CommandResult convert =
+      run_command({"/usr/bin/openssl", "pkcs8", "-topk8", "-nocrypt", "-in", alice.key_file,
+                   "-outform", "DER", "-out", der_key});
+  ASSERT_EQ(convert.exit_code, 0) << convert.output;
+  const std::string url =
+      "jdbc:postgresql://localhost:" + std::to_string(proxy_->port()) +
+      "/postgres?user=alice&sslmode=verify-full&sslrootcert=" + pki_->root_ca_file() +
+      "&sslcert=" + alice.cert_file + "&sslkey=" + der_key + "&connectTimeout=10";
+  const CommandResult r = run_command({"/usr/bin/java", "-cp", "/usr/share/java/postgresql.jar",
+                                       client_script("JdbcClient.java"), url},
+                                      std::chrono::seconds(90));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
+  EXPECT_THAT(r.output, HasSubstr("prepared ok"));
+  EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
+  EXPECT_THAT(r.output, HasSubstr("cancel ok"));
   EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
 }
 

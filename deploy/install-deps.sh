@@ -32,17 +32,28 @@ done
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages already installed"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian's postgresql package creates and starts a "main" cluster; pgmtls never uses it, the
+  # tests and the quickstart run their own initdb'd servers on free ports.
+  # Only promtool is wanted from the prometheus package: stop the server it may have started.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+  fi
 fi
 
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# Debian's postgresql package creates and starts a "main" cluster; pgmtls never uses it, the tests
-# and the quickstart run their own initdb'd servers on free ports.
-# Only promtool is wanted from the prometheus package: stop the server it may have started.
-if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+# node-postgres for the real-client matrix (tests/integration/clients/node): the versions pinned
+# in its package-lock.json, from the npm registry; Debian's Node.js and npm where the machine has
+# none.
+if ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+node_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/integration/clients/node
+if [ ! "$node_dir/node_modules/.package-lock.json" -nt "$node_dir/package-lock.json" ]; then
+  echo "install-deps: npm ci in $node_dir"
+  npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error
 fi
 echo "install-deps: done"

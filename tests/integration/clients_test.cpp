@@ -2,7 +2,8 @@
 // a query, a prepared statement, COPY in and out, and a cancel. libpq itself is exercised by every
 // other suite; this one runs the drivers applications use, from the Debian packages that
 // deploy/install-deps.sh installs: psycopg2 (python3-psycopg2) and pgJDBC (libpostgresql-jdbc-java,
-// run as a single-file Java program, which needs the JDK's compiler).
+// run as a single-file Java program, which needs the JDK's compiler), and node-postgres (the npm
+// packages pinned in clients/node/package-lock.json).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -64,6 +65,21 @@ TEST_F(ClientsTest, PgJdbcQueriesPreparesCopiesAndCancels) {
   const CommandResult r = run_command({"/usr/bin/java", "-cp", "/usr/share/java/postgresql.jar",
                                        client_script("JdbcClient.java"), url},
                                       std::chrono::seconds(90));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
+  EXPECT_THAT(r.output, HasSubstr("prepared ok"));
+  EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
+  EXPECT_THAT(r.output, HasSubstr("cancel ok"));
+  EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
+}
+
+TEST_F(ClientsTest, NodePostgresQueriesPreparesCopiesAndCancels) {
+  launch(config().to_yaml());
+  const ClientCertificate& alice = pki_->client("alice");
+  const CommandResult r = run_command(
+      {"/usr/bin/env", "node", client_script("node/client.js"), std::to_string(proxy_->port()),
+       pki_->root_ca_file(), alice.cert_file, alice.key_file},
+      std::chrono::seconds(60));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
   EXPECT_THAT(r.output, HasSubstr("prepared ok"));

@@ -28,6 +28,16 @@ class ClientsTest : public ProxySuite<ClientsTest> {
   static std::string client_script(const std::string& name) {
     return std::string(PGMTLS_SOURCE_DIR) + "/tests/integration/clients/" + name;
   }
+  // Each client script prints a line per step it completed; the cancel must have gone through
+  // pgmtls to the session's backend.
+  void expect_every_step(const CommandResult& r) const {
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
+    EXPECT_THAT(r.output, HasSubstr("prepared ok"));
+    EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
+    EXPECT_THAT(r.output, HasSubstr("cancel ok"));
+    EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
+  }
   std::string conninfo() const {
     return tls_conninfo(proxy_->port(), pki_->root_ca_file(), &pki_->client("alice"), "alice",
                         "postgres");
@@ -40,13 +50,7 @@ TEST_F(ClientsTest, Psycopg2QueriesPreparesCopiesAndCancels) {
   const CommandResult r =
       run_command({"/usr/bin/python3", client_script("psycopg2_client.py"), conninfo()},
                   std::chrono::seconds(60));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
-  EXPECT_THAT(r.output, HasSubstr("prepared ok"));
-  EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
-  EXPECT_THAT(r.output, HasSubstr("cancel ok"));
-  // The cancel went through pgmtls to the session's backend.
-  EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
+  expect_every_step(r);
 }
 
 TEST_F(ClientsTest, PgJdbcQueriesPreparesCopiesAndCancels) {
@@ -65,12 +69,7 @@ TEST_F(ClientsTest, PgJdbcQueriesPreparesCopiesAndCancels) {
   const CommandResult r = run_command({"/usr/bin/java", "-cp", "/usr/share/java/postgresql.jar",
                                        client_script("JdbcClient.java"), url},
                                       std::chrono::seconds(90));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
-  EXPECT_THAT(r.output, HasSubstr("prepared ok"));
-  EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
-  EXPECT_THAT(r.output, HasSubstr("cancel ok"));
-  EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
+  expect_every_step(r);
 }
 
 TEST_F(ClientsTest, NodePostgresQueriesPreparesCopiesAndCancels) {
@@ -80,12 +79,7 @@ TEST_F(ClientsTest, NodePostgresQueriesPreparesCopiesAndCancels) {
       {"/usr/bin/env", "node", client_script("node/client.js"), std::to_string(proxy_->port()),
        pki_->root_ca_file(), alice.cert_file, alice.key_file},
       std::chrono::seconds(60));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("query ok user=alice"));
-  EXPECT_THAT(r.output, HasSubstr("prepared ok"));
-  EXPECT_THAT(r.output, HasSubstr("copy ok rows=1000"));
-  EXPECT_THAT(r.output, HasSubstr("cancel ok"));
-  EXPECT_TRUE(proxy_->wait_for_log({"result=ok", "reason=cancel_forwarded"}, kLogTimeout));
+  expect_every_step(r);
 }
 
 }  // namespace

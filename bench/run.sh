@@ -210,7 +210,7 @@ build=$repo/build-bench
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPGMTLS_BUILD_TESTS=OFF -DPGMTLS_BUILD_BENCH=ON -DPGMTLS_METRICS=ON -DPGMTLS_SANITIZE=OFF \
   >"$work/out/cmake.log" 2>&1 || { cat "$work/out/cmake.log" >&2; die "cmake failed"; }
-targets=(pgmtls_handshake_client pgmtls_idle_clients)
+targets=(pgmtls_handshake_client pgmtls_idle_clients pgmtls_auth_bench)
 [ -n "${PGMTLS:-}" ] || targets+=(pgmtls)
 cmake --build "$build" --target "${targets[@]}" >"$work/out/build.log" 2>&1 ||
   { tail -n 40 "$work/out/build.log" >&2; die "build failed"; }
@@ -389,7 +389,7 @@ note "PgBouncer on 127.0.0.1:$pgb_port (pid $pgb_pid)"
 say "5/9 pgmtls ($cores workers): session pooling with and without metrics, transaction pooling"
 mkdir -p "$work/pgmtls"
 echo "hostssl all all 127.0.0.1/32 cert" >"$work/pgmtls/pg_hba.conf"
-pgmtls_config() {  # port pool_mode
+pgmtls_config() {  # port pool_mode session_ticket_lifetime
   cat <<YAML
 listen: 127.0.0.1:$1
 workers: $cores
@@ -398,6 +398,7 @@ tls:
   key_file: $pki/server.key
   ca_file: $pki/ca.crt
   min_protocol_version: TLSv1.2
+  session_ticket_lifetime: $3
 identity:
   source: cn
 hba_file: $work/pgmtls/pg_hba.conf
@@ -415,8 +416,8 @@ log:
   level: warn
 YAML
 }
-start_pgmtls() {  # name binary port pool_mode; sets started_pid
-  pgmtls_config "$3" "$4" >"$work/pgmtls/$1.yaml"
+start_pgmtls() {  # name binary port pool_mode session_ticket_lifetime; sets started_pid
+  pgmtls_config "$3" "$4" "$5" >"$work/pgmtls/$1.yaml"
   "$2" check --config "$work/pgmtls/$1.yaml" >"$work/pgmtls/$1.check.log" 2>&1 ||
     { cat "$work/pgmtls/$1.check.log" >&2; die "pgmtls check failed for $1"; }
   "$2" run --config "$work/pgmtls/$1.yaml" >"$work/pgmtls/$1.log" 2>&1 &
@@ -424,13 +425,15 @@ start_pgmtls() {  # name binary port pool_mode; sets started_pid
   started+=("$started_pid")
 }
 free_port pgmtls_port
-start_pgmtls pgmtls "$pgmtls_bin" "$pgmtls_port" session
+start_pgmtls pgmtls "$pgmtls_bin" "$pgmtls_port" session 0
 pgmtls_pid=$started_pid
 free_port nm_port
-start_pgmtls pgmtls_nm "$nm_bin" "$nm_port" session
+start_pgmtls pgmtls_nm "$nm_bin" "$nm_port" session 0
 nm_pid=$started_pid
 free_port tx_port
-start_pgmtls pgmtls_tx "$pgmtls_bin" "$tx_port" transaction
+# The transaction-pooling instance also gives out TLS session tickets (off by default), for the
+# handshake measurements with tickets and with resumption.
+start_pgmtls pgmtls_tx "$pgmtls_bin" "$tx_port" transaction 1h
 tx_pid=$started_pid
 wait_port "$pgmtls_port" "$pgmtls_pid" pgmtls "$work/pgmtls/pgmtls.log"
 wait_port "$nm_port" "$nm_pid" "pgmtls (metrics off)" "$work/pgmtls/pgmtls_nm.log"
@@ -619,6 +622,7 @@ run_handshakes() {  # target mode(tls|startup|resume)
     tls) args=(--pid-tree "$pg_pid" --groups P-256) ;;
     pgbouncer) args=(--pid "$pgb_pid") ;;
     pgmtls) args=(--pid "$pgmtls_pid") ;;
+    pgmtls_tx) args=(--pid "$tx_pid") ;;
   esac
   [ "$mode" = startup ] && args+=(--startup --user bench --database bench)
   [ "$mode" = resume ] && args+=(--resume)
@@ -644,8 +648,10 @@ run_handshakes() {  # target mode(tls|startup|resume)
 for mode in tls startup; do
   for t in tls pgbouncer pgmtls; do run_handshakes "$t" "$mode"; done
 done
-# Clients that keep a TLS session cache (pgJDBC, Npgsql; not libpq) resume with a ticket.
-run_handshakes pgmtls resume
+# With session tickets on (the transaction-pooling instance), every full handshake also makes a
+# ticket; clients that keep a TLS session cache (pgJDBC, Npgsql; not libpq) resume with it.
+run_handshakes pgmtls_tx tls
+run_handshakes pgmtls_tx resume
 
 # The crypto a TLS 1.3 server does per mutual handshake with P-256 certificates and X25519.
 openssl speed -seconds "$speed_seconds" ecdsap256 ecdhx25519 ecdhp256 >"$work/out/speed.txt" 2>/dev/null ||
@@ -660,9 +666,24 @@ keygen_s=$("$hs_client" --x25519-keygen-speed "$speed_seconds" | sed -n 's/^x255
 crypto_us=$(awk -v s="$sign_s" -v v="$verify_s" -v d="$x25519_s" -v k="$keygen_s" \
   'BEGIN { printf "%.1f", 1e6 / s + 2e6 / v + 1e6 / k + 1e6 / d }')
 limit_core=$(awk -v c="$crypto_us" 'BEGIN { printf "%.0f", 1e6 / c }')
-for mode in tls startup resume; do
-  R[hs$mode.capacity.pgmtls]=$(awk -v c="$cores" -v u="${R[hs$mode.proxycpu.pgmtls]}" 'BEGIN { printf "%.0f", c * 1e6 / u }')
-  R[hs$mode.pct.pgmtls]=$(awk -v c="$crypto_us" -v u="${R[hs$mode.proxycpu.pgmtls]}" 'BEGIN { printf "%.0f", 100 * c / u }')
+for mode_target in "tls pgmtls" "startup pgmtls" "tls pgmtls_tx" "resume pgmtls_tx"; do
+  read -r mode t <<<"$mode_target"
+  u=${R[hs$mode.proxycpu.$t]}
+  R[hs$mode.capacity.$t]=$(awk -v c="$cores" -v u="$u" 'BEGIN { printf "%.0f", c * 1e6 / u }')
+  R[hs$mode.pct.$t]=$(awk -v c="$crypto_us" -v u="$u" 'BEGIN { printf "%.0f", 100 * c / u }')
+done
+# The server's side of the same handshake in one process, without sockets (bench/auth_bench.cpp):
+# OpenSSL alone, pgmtls's SSL_CTX, and pgmtls's with session tickets; medians of 5 interleaved runs.
+"$build/bench/pgmtls_auth_bench" --benchmark_filter=ServerHandshake --benchmark_repetitions=5 \
+  --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
+  --benchmark_min_time="$([ "$quick" = 1 ] && echo 0.1 || echo 0.5)" --benchmark_format=csv \
+  >"$work/out/auth_bench.csv" 2>"$work/out/auth_bench.log" ||
+  { cat "$work/out/auth_bench.log" >&2; die "pgmtls_auth_bench failed"; }
+for v in BareOpenSsl Pgmtls PgmtlsTickets; do
+  R[inproc.$v]=$(awk -F, -v n="\"BM_ServerHandshake_$v/manual_time_median\"" \
+    '$1 == n { printf "%.0f", $3 }' "$work/out/auth_bench.csv")
+  [ -n "${R[inproc.$v]}" ] || die "no median for $v in $work/out/auth_bench.csv"
+  R[inproc.pct.$v]=$(awk -v c="$crypto_us" -v u="${R[inproc.$v]}" 'BEGIN { printf "%.0f", 100 * c / u }')
 done
 note "crypto per handshake: $crypto_us us (sign $sign_s/s, verify $verify_s/s, X25519 derive $x25519_s/s, keygen $keygen_s/s)"
 note "limit $limit_core handshakes/s per core; pgmtls uses ${R[hstls.proxycpu.pgmtls]} us per handshake: ${R[hstls.pct.pgmtls]}% of the limit"
@@ -961,7 +982,18 @@ lower):
 |---|---:|---:|---:|
 | handshake only | ${R[hstls.proxycpu.pgmtls]} | ${R[hstls.capacity.pgmtls]} /s | ${R[hstls.pct.pgmtls]} % |
 | handshake + startup + ReadyForQuery | ${R[hsstartup.proxycpu.pgmtls]} | ${R[hsstartup.capacity.pgmtls]} /s | ${R[hsstartup.pct.pgmtls]} % |
-| handshake only, resuming a session ticket (${R[hsresume.resumed.pgmtls]} % resumed) | ${R[hsresume.proxycpu.pgmtls]} | ${R[hsresume.capacity.pgmtls]} /s | – |
+| handshake only, session tickets on (one made per handshake) | ${R[hstls.proxycpu.pgmtls_tx]} | ${R[hstls.capacity.pgmtls_tx]} /s | ${R[hstls.pct.pgmtls_tx]} % |
+| handshake only, resuming a session ticket (${R[hsresume.resumed.pgmtls_tx]} % resumed) | ${R[hsresume.proxycpu.pgmtls_tx]} | ${R[hsresume.capacity.pgmtls_tx]} /s | – |
+
+How much of that is OpenSSL's own: the server's side of the same full handshake in one process,
+client and server over a BIO pair, no sockets, no event loop, no proxy (\`pgmtls_auth_bench\`,
+bench/auth_bench.cpp; server time only, median of 5 interleaved runs):
+
+| server SSL_CTX | µs per full handshake | % of the crypto limit |
+|---|---:|---:|
+| OpenSSL alone (certificate, key, CA bundle, client certificate required, no tickets) | ${R[inproc.BareOpenSsl]} | ${R[inproc.pct.BareOpenSsl]} % |
+| pgmtls's (defaults: no tickets) | ${R[inproc.Pgmtls]} | ${R[inproc.pct.Pgmtls]} % |
+| pgmtls's with session tickets | ${R[inproc.PgmtlsTickets]} | ${R[inproc.pct.PgmtlsTickets]} % |
 
 For comparison, PostgreSQL's direct TLS uses P-256 for the key exchange (ECDH P-256:
 $p256dh_s /s), and its figure includes forking a backend for every connection.
@@ -1006,9 +1038,11 @@ $profile_md
   connect, SSLRequest, 'S', full TLS handshake with the client certificate, then ("+ startup")
   StartupMessage up to ReadyForQuery and Terminate, then close_notify and wait for the server's
   close. PgBouncer and pgmtls (both in session pooling mode) serve the startup from their pools,
-  so their PostgreSQL CPU per connection is nearly zero. "Resuming a session ticket": the same
-  handshake-only loop with \`--resume\`, each thread offering the ticket its previous connection
-  got (TLS 1.3 PSK with a fresh X25519 exchange: no certificates, signatures or chain checks).
+  so their PostgreSQL CPU per connection is nearly zero. "Session tickets on" and "resuming a
+  session ticket" run against the transaction-pooling pgmtls, the one configured with
+  \`session_ticket_lifetime: 1h\` (tickets are off by default): the handshake-only loop, then the
+  same with \`--resume\`, each thread offering the ticket its previous connection got (TLS 1.3 PSK
+  with a fresh X25519 exchange: no certificates, signatures or chain checks).
 - **Metrics on vs off**: select-only -c 16 alternately against the two pgmtls binaries,
   $metrics_rounds round(s) of $duration s.
 - pgmtls logged $pgmtls_warnings line(s) at warn level or above (connections by result/reason:

@@ -43,8 +43,10 @@ struct TlsConfig {
   std::string ciphersuites;          // TLS 1.3 suites; empty: OpenSSL's default
   std::string groups = "X25519:P-256:P-384";  // key exchange groups, preferred first
   // TLS 1.3 session resumption: how long after a full handshake a client may resume with the
-  // session ticket it was given; 0 turns tickets off. At most 7 days (RFC 8446).
-  std::chrono::milliseconds session_ticket_lifetime{std::chrono::hours(1)};
+  // session ticket it was given; 0 (the default) sends no tickets. At most 7 days (RFC 8446).
+  // Off by default, as in PostgreSQL: making a ticket costs OpenSSL 3.0 a second parse of the
+  // client certificate (about a fifth of a full handshake), and libpq never resumes.
+  std::chrono::milliseconds session_ticket_lifetime{0};
   Location where;
 };
 

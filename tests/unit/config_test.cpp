@@ -82,7 +82,7 @@ TEST(ConfigValid, MinimalUsesDefaults) {
   EXPECT_EQ(c.tls.max_protocol_version, "");
   EXPECT_EQ(c.tls.ciphers, "");
   EXPECT_EQ(c.tls.groups, "X25519:P-256:P-384");
-  EXPECT_EQ(c.tls.session_ticket_lifetime, 1h);
+  EXPECT_EQ(c.tls.session_ticket_lifetime.count(), 0);
   EXPECT_TRUE(c.tls.crl_file.empty());
   EXPECT_TRUE(c.tls.crl_dir.empty());
   EXPECT_EQ(c.identity.source, pgmtls::config::IdentitySource::cn);

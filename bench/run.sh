@@ -56,6 +56,9 @@ else
   speed_seconds=3
   out_dir=${out_dir:-$repo/bench}
 fi
+# What is measured: the tree as the run starts (it builds from it), not as it ends.
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git -C "$repo" status --porcelain 2>/dev/null)" ] && commit+=" (with uncommitted changes)"
 hs_threads=${BENCH_HS_THREADS:-4}
 tx_pool_size=${BENCH_TX_POOL_SIZE:-8}
 cores=$(nproc)
@@ -894,8 +897,6 @@ pg_version=$("$pgbin/postgres" --version)
 pgb_version=$(pgbouncer --version | head -1)
 ssl_version=$(openssl version)
 clang_version=$(clang++ --version | head -1)
-commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -n "$(git -C "$repo" status --porcelain 2>/dev/null)" ] && commit+=" (with uncommitted changes)"
 pgmtls_version=$("$pgmtls_bin" --version 2>/dev/null | head -1 || true)
 cpu_model=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 env_overrides=$(env | grep -E '^(PGMTLS|PGMTLS_NOMETRICS|BENCH_[A-Z_]+)=' | sort | tr '\n' ' ' || true)

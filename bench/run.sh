@@ -12,7 +12,10 @@
 # (one built with -DPGMTLS_METRICS=OFF; default: built in build-bench-nometrics/), BENCH_DURATION,
 # BENCH_COPY_MB, BENCH_IDLE, BENCH_HS_DURATION, BENCH_HS_THREADS, BENCH_SCALE, BENCH_METRICS_ROUNDS,
 # BENCH_TX_POOL_SIZE (backend connections per worker for pool_mode transaction, default 8),
-# BENCH_PROFILE=0 (skip the perf profiles, which need perf and permission to attach).
+# BENCH_PROFILE=0 (skip the perf profiles, which need perf and permission to attach), BENCH_WORKERS
+# (pgmtls's workers, default: one per core) and BENCH_JOBS (pgbench's -j, default 2): on a larger
+# machine, `for w in 1 2 4 8 16; do BENCH_WORKERS=$w BENCH_JOBS=8 bench/run.sh --out out/w$w; done`
+# records how pgmtls scales with workers.
 #
 # Everything it starts (PostgreSQL, PgBouncer, two pgmtls, clients) lives in a temporary directory
 # and is stopped on exit, failure or Ctrl-C. Any failed step makes it exit non-zero. Needs the
@@ -62,6 +65,8 @@ commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 hs_threads=${BENCH_HS_THREADS:-4}
 tx_pool_size=${BENCH_TX_POOL_SIZE:-8}
 cores=$(nproc)
+workers=${BENCH_WORKERS:-$cores}
+jobs=${BENCH_JOBS:-2}
 clk_tck=$(getconf CLK_TCK)
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
@@ -389,13 +394,13 @@ wait_port "$pgb_port" "$pgb_pid" PgBouncer "$work/pgbouncer/stderr.log"
 note "PgBouncer on 127.0.0.1:$pgb_port (pid $pgb_pid)"
 
 # --- pgmtls ------------------------------------------------------------------------------------
-say "5/9 pgmtls ($cores workers): session pooling with and without metrics, transaction pooling"
+say "5/9 pgmtls ($workers workers): session pooling with and without metrics, transaction pooling"
 mkdir -p "$work/pgmtls"
 echo "hostssl all all 127.0.0.1/32 cert" >"$work/pgmtls/pg_hba.conf"
 pgmtls_config() {  # port pool_mode session_ticket_lifetime
   cat <<YAML
 listen: 127.0.0.1:$1
-workers: $cores
+workers: $workers
 tls:
   cert_file: $pki/server.crt
   key_file: $pki/server.key
@@ -522,19 +527,19 @@ run_pgbench() {  # key target mode pgbench-args...
 }
 
 # --- 1. select-only ----------------------------------------------------------------------------
-say "6/9 pgbench -S -M prepared (-c 16 and -c 64, -j 2, $duration s) and -S -C -c 4 (new connection per transaction)"
+say "6/9 pgbench -S -M prepared (-c 16 and -c 64, -j $jobs, $duration s) and -S -C -c 4 (new connection per transaction)"
 for c in 16 64; do
   for t in "${targets[@]}"; do
-    run_pgbench "sel$c" "$t" select -S -M prepared -c "$c" -j 2 -T "$duration"
+    run_pgbench "sel$c" "$t" select -S -M prepared -c "$c" -j "$jobs" -T "$duration"
   done
 done
 for t in "${targets[@]}"; do
-  run_pgbench conn "$t" connect -S -C -c 4 -j 2 -T "$duration"
+  run_pgbench conn "$t" connect -S -C -c 4 -j "$jobs" -T "$duration"
 done
 # The same through transaction pooling.
-run_pgbench sel16 pgmtls_tx select -S -M prepared -c 16 -j 2 -T "$duration"
-run_pgbench sel64 pgmtls_tx select -S -M prepared -c 64 -j 2 -T "$duration"
-run_pgbench conn pgmtls_tx connect -S -C -c 4 -j 2 -T "$duration"
+run_pgbench sel16 pgmtls_tx select -S -M prepared -c 16 -j "$jobs" -T "$duration"
+run_pgbench sel64 pgmtls_tx select -S -M prepared -c 64 -j "$jobs" -T "$duration"
+run_pgbench conn pgmtls_tx connect -S -C -c 4 -j "$jobs" -T "$duration"
 
 # --- 3. COPY -----------------------------------------------------------------------------------
 say "7/9 COPY $copy_mb MB out and in"
@@ -672,7 +677,8 @@ limit_core=$(awk -v c="$crypto_us" 'BEGIN { printf "%.0f", 1e6 / c }')
 for mode_target in "tls pgmtls" "startup pgmtls" "tls pgmtls_tx" "resume pgmtls_tx"; do
   read -r mode t <<<"$mode_target"
   u=${R[hs$mode.proxycpu.$t]}
-  R[hs$mode.capacity.$t]=$(awk -v c="$cores" -v u="$u" 'BEGIN { printf "%.0f", c * 1e6 / u }')
+  R[hs$mode.capacity.$t]=$(awk -v c="$((workers < cores ? workers : cores))" -v u="$u" \
+    'BEGIN { printf "%.0f", c * 1e6 / u }')
   R[hs$mode.pct.$t]=$(awk -v c="$crypto_us" -v u="$u" 'BEGIN { printf "%.0f", 100 * c / u }')
 done
 # The server's side of the same handshake in one process, without sockets (bench/auth_bench.cpp):
@@ -693,8 +699,8 @@ note "limit $limit_core handshakes/s per core; pgmtls uses ${R[hstls.proxycpu.pg
 
 # --- 6. metrics on vs off ----------------------------------------------------------------------
 for round in $(seq "$metrics_rounds"); do
-  run_pgbench "mon$round" pgmtls select -S -M prepared -c 16 -j 2 -T "$duration"
-  run_pgbench "moff$round" pgmtls_nm select -S -M prepared -c 16 -j 2 -T "$duration"
+  run_pgbench "mon$round" pgmtls select -S -M prepared -c 16 -j "$jobs" -T "$duration"
+  run_pgbench "moff$round" pgmtls_nm select -S -M prepared -c 16 -j "$jobs" -T "$duration"
 done
 mean_of() {  # prefix metric target
   local vals=() r
@@ -749,7 +755,7 @@ if [ "${BENCH_PROFILE:-1}" != 0 ] && command -v perf >/dev/null; then
     --cert "$pki/client.crt" --key "$pki/client.key" --threads "$hs_threads" --duration "$hs_duration" \
     --pid "$pgmtls_pid"
   profile select "select-only -c 16, $duration s" \
-    in_env pgmtls pgbench -n -S -M prepared -c 16 -j 2 -T "$duration"
+    in_env pgmtls pgbench -n -S -M prepared -c 16 -j "$jobs" -T "$duration"
   profile copyout "COPY out $copy_mb MB" \
     in_env pgmtls psql -X -q -v ON_ERROR_STOP=1 -o /dev/null \
     -c "COPY (SELECT repeat('x', 999) FROM generate_series(1, $rows)) TO STDOUT"
@@ -926,7 +932,7 @@ ${sanitized:+| WARNING | built with AddressSanitizer:$sanitized |}
 ${busy_warning}
 Client, PostgreSQL, PgBouncer and pgmtls share these $cores cores, so every rate here is bounded
 by what the client leaves to the server; the CPU figures per transaction or connection are the
-better measure of what each server costs. PgBouncer runs one thread, pgmtls $cores workers.
+better measure of what each server costs. PgBouncer runs one thread, pgmtls $workers workers.
 Every new PostgreSQL connection forks a backend; where fork is as slow as the line above says,
 that dominates every per-connection figure except PgBouncer's, which reuses pooled server
 connections.
@@ -1011,7 +1017,7 @@ $profile_md
   certificate CN=bench), PostgreSQL 15 (initdb, fsync off, \`max_connections\` $pg_max_connections,
   pgbench scale $scale, \`ssl=on\`, \`hostssl all all 127.0.0.1/32 cert\` and \`host all all
   127.0.0.1/32 trust\`), PgBouncer (session mode, \`auth_type = cert\`, \`client_tls_sslmode =
-  verify-full\`, plain to PostgreSQL), pgmtls (\`workers: $cores\`, \`hostssl all all 127.0.0.1/32
+  verify-full\`, plain to PostgreSQL), pgmtls (\`workers: $workers\`, \`hostssl all all 127.0.0.1/32
   cert\`, CN = role, plain trust backend, \`pool_mode: session\` like PgBouncer's,
   \`log.level: warn\`), and the same pgmtls built with
   \`-DPGMTLS_METRICS=OFF\`. All on 127.0.0.1; every TLS client uses \`sslmode=verify-full\` with
@@ -1022,8 +1028,8 @@ $profile_md
   \`OPENSSL_CONF\` that sets \`Groups = P-256\`; PgBouncer and pgmtls get libpq's defaults.
   Negotiated (\`openssl s_client\` with the same settings): direct TLS ${tls_params[tls]};
   PgBouncer ${tls_params[pgbouncer]}; pgmtls ${tls_params[pgmtls]}.
-- **select-only**: \`pgbench -n -S -M prepared -c 16|64 -j 2 -T $duration\`, TPS without the
-  initial connection time. **New connection per transaction**: \`pgbench -n -S -C -c 4 -j 2 -T
+- **select-only**: \`pgbench -n -S -M prepared -c 16|64 -j $jobs -T $duration\`, TPS without the
+  initial connection time. **New connection per transaction**: \`pgbench -n -S -C -c 4 -j $jobs -T
   $duration\`, TPS including reconnection (one connection per transaction).
 - **CPU**: utime + stime from /proc/PID/stat, before and after each run. PostgreSQL: the
   postmaster with cutime + cstime (backends that exited) plus every live child. PgBouncer and

@@ -114,8 +114,8 @@ std::size_t HandshakeFailures::tracked() const {
 }
 
 bool is_handshake_failure(std::string_view why) {
-  for (std::string_view r : {reason::kTlsError, reason::kHandshakeTimeout, reason::kProtocolError,
-                             reason::kSslRequired, reason::kNoCert}) {
+  for (std::string_view r : {reason::kTlsError, reason::kHandshakeTimeout, reason::kEvicted,
+                             reason::kProtocolError, reason::kSslRequired, reason::kNoCert}) {
     if (why == r) return true;
   }
   // The certificate reasons of auth::verify_reason.

@@ -40,6 +40,8 @@ inline constexpr std::string_view kServerShutdown = "server_shutdown";  // SIGTE
 inline constexpr std::string_view kIdleTimeout = "idle_timeout";
 inline constexpr std::string_view kTooManyConnections = "too_many_connections";  // 53300
 inline constexpr std::string_view kTooManyHandshakes = "too_many_handshakes";    // closed at accept
+// Closed before its TLS handshake completed to make room for a new connection (max_handshakes).
+inline constexpr std::string_view kEvicted = "evicted";
 inline constexpr std::string_view kRateLimited = "rate_limited";  // address blocked, at accept
 // pool_mode: transaction: no backend connection became free within query_wait_timeout.
 inline constexpr std::string_view kQueryWaitTimeout = "query_wait_timeout";
@@ -51,7 +53,8 @@ inline constexpr std::string_view kAll[] = {
     kCancelUnknown, kCancelFailed, kCancelRejected, kTlsError, kHandshakeTimeout, kNoCert,
     kNoIdentity, kMapDenied, kNoHbaEntry, kHbaReject, kIssuerMismatch, kBackendUnavailable,
     kBackendAuthFailed, kBackendTlsFailed, kBackendError, kBackendProtocolError, kServerShutdown,
-    kIdleTimeout, kTooManyConnections, kTooManyHandshakes, kRateLimited, kQueryWaitTimeout,
+    kIdleTimeout, kTooManyConnections, kTooManyHandshakes, kEvicted, kRateLimited,
+    kQueryWaitTimeout,
     // auth::verify_reason
     "unknown_ca", "revoked", "expired", "not_yet_valid", "bad_purpose", "crl_unavailable",
     "crl_invalid", "bad_signature", "chain_too_long", "invalid_certificate"};

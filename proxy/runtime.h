@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -64,7 +65,19 @@ class LiveSession {
   // snapshot says on_revocation: terminate.
   virtual void recheck_certificate(const Snapshot& snapshot) = 0;
   virtual SessionInfo info() const = 0;
+  // How readily the connection makes room for a new one at limits.max_handshakes, while nothing
+  // about its client is verified yet: 0, it has not even sent a whole first packet; 1, it has
+  // been in its TLS handshake for over kSlowHandshake. Nullopt: not to be evicted (its handshake
+  // is done, or young enough that it may be a client about to finish it).
+  virtual std::optional<int> eviction_tier(std::chrono::steady_clock::time_point now) const = 0;
+  // Bytes from the client wait in the socket, not read yet: a connection of tier 0 that is only
+  // waiting for its turn on a busy worker, not a silent one.
+  virtual bool has_unread_input() = 0;
 };
+
+// A TLS handshake still running after this long is slow enough to give way at max_handshakes:
+// over loopback or a LAN one takes milliseconds, across continents a few round trips.
+inline constexpr std::chrono::seconds kSlowHandshake{1};
 
 struct Runtime {
   Runtime(unsigned workers, unsigned instance_id)

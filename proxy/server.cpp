@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -204,7 +205,8 @@ void Server::start_accepting(Worker& worker) {
           if (!peer_ec && runtime_.handshake_failures.blocked(peer.address(),
                                                               std::chrono::steady_clock::now())) {
             refused = reason::kRateLimited;
-          } else if (runtime_.handshaking.load() >= snapshot->config.limits.max_handshakes) {
+          } else if (runtime_.handshaking.load() >= snapshot->config.limits.max_handshakes &&
+                     !evict_for_new_connection(worker.index)) {
             refused = reason::kTooManyHandshakes;
           }
           if (!refused.empty()) {
@@ -218,6 +220,34 @@ void Server::start_accepting(Worker& worker) {
         }
       },
       asio::detached);
+}
+
+bool Server::evict_for_new_connection(unsigned worker) {
+  // The lowest tier first, and in it the oldest (session ids grow with every accept on a worker);
+  // a tier-0 connection whose first bytes have arrived unread is passed over.
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::pair<int, std::uint64_t>, std::shared_ptr<LiveSession>>> candidates;
+  for (auto& [id, weak] : runtime_.sessions[worker]) {
+    auto session = weak.lock();
+    if (!session) continue;
+    if (const auto tier = session->eviction_tier(now)) {
+      candidates.emplace_back(std::pair{*tier, id}, std::move(session));
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::shared_ptr<LiveSession> victim;
+  for (auto& [rank, session] : candidates) {
+    if (rank.first == 0 && session->has_unread_input()) continue;
+    victim = std::move(session);
+    break;
+  }
+  if (!victim) return false;
+  victim->terminate({Result::rejected, reason::kEvicted, sqlstate::kTooManyConnections,
+                     "sorry, too many clients already",
+                     "closed before its TLS handshake completed, to make room for a new "
+                     "connection (limits.max_handshakes)"});
+  return true;
 }
 
 void Server::for_each_session(std::function<void(LiveSession&)> fn,

@@ -60,6 +60,12 @@ class Server {
   };
 
   void start_accepting(Worker& worker);
+  // At limits.max_handshakes: ends one of `worker`'s connections that has not finished its TLS
+  // handshake (LiveSession::eviction_tier: the oldest that has not sent a whole first packet,
+  // else the oldest whose handshake has run for over kSlowHandshake), so that connections that
+  // never finish one (a slow-loris flood, thousands that never send) cannot lock out clients
+  // that do. False if there is none. On the worker's thread.
+  bool evict_for_new_connection(unsigned worker);
   // Runs `fn(session)` on every live session, each on its own worker's thread; then, once every
   // worker is through, `done(sessions visited)` on the last one's thread.
   void for_each_session(std::function<void(LiveSession&)> fn,

@@ -161,6 +161,18 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     return i;
   }
 
+  std::optional<int> eviction_tier(std::chrono::steady_clock::time_point now) const override {
+    if (!handshaking_ || terminating_ || stage_ == Stage::verified) return std::nullopt;
+    if (stage_ == Stage::silent) return 0;
+    if (now - handshake_started_ >= kSlowHandshake) return 1;
+    return std::nullopt;
+  }
+
+  bool has_unread_input() override {
+    error_code ec;
+    return client_.available(ec) > 0;
+  }
+
   void recheck_certificate(const Snapshot& snapshot) override {
     if (!in_relay_ || terminating_ || relay_ended_ ||
         snapshot.config.on_revocation != config::CertificateEventAction::terminate) {
@@ -588,11 +600,14 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
         co_await asio::async_write(client_, asio::buffer(&protocol::kSSLAccepted, 1), use_tuple);
     if (ec) co_return startup_io_failed(ec, "SSLRequest");
 
+    stage_ = Stage::handshaking;
+    handshake_started_ = std::chrono::steady_clock::now();
     tls_.emplace(client_, *snap_->client_tls);
     auth::record_verify_failure(tls_->native_handle(), &verify_failure_);
-    const auto handshake_start = std::chrono::steady_clock::now();
+    const auto handshake_start = handshake_started_;
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (!ec) {
+      stage_ = Stage::verified;
       metrics_.tls_handshake.observe(std::chrono::steady_clock::now() - handshake_start);
       if (SSL_session_reused(tls_->native_handle()) == 1) metrics_.tls_resumed.add();
       co_return true;
@@ -1862,10 +1877,12 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     metrics_.count_outcome(outcome_.result, outcome_.reason);
     if (in_relay_) metrics_.session_duration.observe(duration);
     // A client that leaves during start-up (a load balancer's TLS health check, say) is no
-    // operator's concern: PostgreSQL logs nothing for it either. It is counted all the same.
+    // operator's concern: PostgreSQL logs nothing for it either. Nor is each connection evicted
+    // at max_handshakes: in a flood there would be thousands. Both are counted all the same.
     const auto level =
         outcome_.result == Result::ok ||
-                (outcome_.result == Result::rejected && outcome_.reason == reason::kClientGone)
+                (outcome_.result == Result::rejected &&
+                 (outcome_.reason == reason::kClientGone || outcome_.reason == reason::kEvicted))
             ? spdlog::level::info
             : (outcome_.result == Result::rejected ? spdlog::level::warn : spdlog::level::err);
     if (!spdlog::should_log(level)) return;  // the line is not even built
@@ -1963,6 +1980,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   bool client_terminated_ = false;  // the client sent Terminate
   std::uint64_t backend_checkouts_ = 0;
   bool handshaking_ = true;  // counted in Runtime::handshaking
+  // How far start-up got, for eviction_tier: no whole first packet yet, in the TLS handshake
+  // (since handshake_started_), or past it (the client certificate verified).
+  enum class Stage { silent, handshaking, verified } stage_ = Stage::silent;
+  std::chrono::steady_clock::time_point handshake_started_;
   std::optional<asio::ip::address> peer_address_;
   SessionLimits::Ticket limit_ticket_;  // a slot under limits: while admitted
   std::string verify_failure_;

@@ -3,11 +3,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
+#include <utility>
 
 #include "tests/integration/support/pg_client.h"
 
@@ -106,74 +109,130 @@ bool read_until_ready(SSL* ssl, std::string& value, std::string& error) {
 
 }  // namespace
 
-TlsSessionClient::TlsSessionClient(const std::string& root_ca_file, const ClientCertificate& client)
+TlsConnection::TlsConnection(TlsConnection&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      ssl_(std::exchange(other.ssl_, nullptr)),
+      error_(std::move(other.error_)) {}
+
+TlsConnection::~TlsConnection() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool TlsConnection::write(const std::string& bytes) {
+  return ssl_ != nullptr && SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) > 0;
+}
+
+bool TlsConnection::read_until_closed() {
+  if (ssl_ == nullptr) return true;
+  char buf[4096];
+  for (;;) {
+    ERR_clear_error();
+    if (SSL_read(ssl_, buf, sizeof buf) > 0) continue;
+    const int why = SSL_get_error(ssl_, 0);
+    // A receive timeout (SO_RCVTIMEO) surfaces as a syscall error with EAGAIN: not a close.
+    return !(why == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
+  }
+}
+
+bool TlsConnection::closed_within(std::chrono::milliseconds timeout) {
+  if (ssl_ == nullptr) return true;
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (SSL_pending(ssl_) == 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) == 0) return false;
+    }
+    char buf[4096];
+    ERR_clear_error();
+    if (SSL_read(ssl_, buf, sizeof buf) <= 0) return true;
+  }
+}
+
+TlsSessionClient::TlsSessionClient(const std::string& root_ca_file, const ClientCertificate& client,
+                                   int max_version)
     : ctx_(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free), session_(nullptr, &SSL_SESSION_free) {
   if (!ctx_ || SSL_CTX_load_verify_locations(ctx_.get(), root_ca_file.c_str(), nullptr) != 1 ||
       SSL_CTX_use_certificate_chain_file(ctx_.get(), client.cert_file.c_str()) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx_.get(), client.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      SSL_CTX_use_PrivateKey_file(ctx_.get(), client.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      (max_version != 0 && SSL_CTX_set_max_proto_version(ctx_.get(), max_version) != 1)) {
     throw std::runtime_error("TlsSessionClient: " + openssl_errors());
   }
   SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
   SSL_CTX_set_session_cache_mode(ctx_.get(), SSL_SESS_CACHE_CLIENT);
 }
 
+TlsConnection TlsSessionClient::handshake(std::uint16_t port) {
+  TlsConnection c;
+  c.fd_ = connect_loopback(port);
+  if (c.fd_ < 0) {
+    c.error_ = "cannot connect";
+    return c;
+  }
+  const std::string request = ssl_request();
+  char answer = 0;
+  if (::send(c.fd_, request.data(), request.size(), MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(request.size()) ||
+      ::recv(c.fd_, &answer, 1, 0) != 1 || answer != 'S') {
+    c.error_ = "SSLRequest not accepted";
+    return c;
+  }
+  SSL* ssl = SSL_new(ctx_.get());
+  if (ssl == nullptr) {
+    c.error_ = "SSL_new: " + openssl_errors();
+    return c;
+  }
+  SSL_set_fd(ssl, c.fd_);
+  SSL_set_tlsext_host_name(ssl, "localhost");
+  SSL_set1_host(ssl, "localhost");
+  if (session_) SSL_set_session(ssl, session_.get());
+  ERR_clear_error();
+  if (SSL_connect(ssl) != 1) {
+    c.error_ = "TLS handshake failed: " + openssl_errors();
+    SSL_free(ssl);
+    return c;
+  }
+  c.ssl_ = ssl;
+  return c;
+}
+
 TlsSessionClient::Attempt TlsSessionClient::connect(std::uint16_t port, const std::string& user,
                                                     const std::string& sql) {
   Attempt a;
-  const int fd = connect_loopback(port);
-  if (fd < 0) {
-    a.error = "cannot connect";
+  TlsConnection c = handshake(port);
+  if (!c.ok()) {
+    a.error = c.error();
     return a;
   }
-  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx_.get()), &SSL_free);
-  const std::string request = ssl_request();
-  char answer = 0;
-  if (!ssl ||
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-          static_cast<ssize_t>(request.size()) ||
-      ::recv(fd, &answer, 1, 0) != 1 || answer != 'S') {
-    ::close(fd);
-    a.error = "SSLRequest not accepted";
-    return a;
-  }
-  SSL_set_fd(ssl.get(), fd);
-  SSL_set_tlsext_host_name(ssl.get(), "localhost");
-  SSL_set1_host(ssl.get(), "localhost");
-  if (session_) SSL_set_session(ssl.get(), session_.get());
-  ERR_clear_error();
-  if (SSL_connect(ssl.get()) != 1) {
-    a.error = "TLS handshake failed: " + openssl_errors();
-    ::close(fd);
-    return a;
-  }
+  SSL* ssl = c.ssl();
   a.handshake = true;
-  a.resumed = SSL_session_reused(ssl.get()) == 1;
+  a.resumed = SSL_session_reused(ssl) == 1;
 
-  const std::string startup = startup_message(user, "postgres");
-  if (SSL_write(ssl.get(), startup.data(), static_cast<int>(startup.size())) <= 0) {
+  if (!c.write(startup_message(user, "postgres"))) {
     a.error = "cannot send the StartupMessage";
-  } else if (read_until_ready(ssl.get(), a.value, a.error)) {
+  } else if (read_until_ready(ssl, a.value, a.error)) {
     a.ready = true;
     std::string query = "Q" + be32(static_cast<std::uint32_t>(4 + sql.size() + 1)) + sql;
     query.push_back('\0');
-    if (SSL_write(ssl.get(), query.data(), static_cast<int>(query.size())) <= 0) {
+    if (!c.write(query)) {
       a.error = "cannot send the query";
     } else {
-      read_until_ready(ssl.get(), a.value, a.error);
+      read_until_ready(ssl, a.value, a.error);
     }
-    const std::string terminate = "X" + be32(4);
-    SSL_write(ssl.get(), terminate.data(), static_cast<int>(terminate.size()));
+    c.write("X" + be32(4));
   }
   // TLS 1.3 tickets arrive after the handshake; by now the reads above have processed them.
-  if (SSL_SESSION* s = SSL_get1_session(ssl.get())) {
+  if (SSL_SESSION* s = SSL_get1_session(ssl)) {
     if (SSL_SESSION_is_resumable(s) == 1) {
       session_.reset(s);
     } else {
       SSL_SESSION_free(s);
     }
   }
-  SSL_shutdown(ssl.get());
-  ::close(fd);
+  SSL_shutdown(ssl);
   return a;
 }
 

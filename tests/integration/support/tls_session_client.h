@@ -5,6 +5,7 @@
 
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,11 +14,42 @@
 
 namespace pgmtls::integration {
 
+// One TLS connection to pgmtls, up to the end of its handshake, for tests that go on to speak
+// the protocol badly, or stop speaking, on purpose. Blocking, each call bounded by 10 s.
+class TlsConnection {
+ public:
+  TlsConnection() = default;
+  TlsConnection(TlsConnection&& other) noexcept;
+  TlsConnection& operator=(TlsConnection&&) = delete;
+  ~TlsConnection();  // closes the socket without a close_notify, as a vanishing client would
+
+  bool ok() const { return ssl_ != nullptr; }
+  SSL* ssl() const { return ssl_; }
+  const std::string& error() const { return error_; }  // why the handshake failed
+  bool write(const std::string& bytes);                // false once the peer is gone
+  // Reads until the peer closes (TLS close_notify, TCP close or reset) or 10 s pass; true if it
+  // closed.
+  bool read_until_closed();
+  // Whether the peer closes within `timeout` (anything it sends meanwhile is read and dropped).
+  bool closed_within(std::chrono::milliseconds timeout);
+
+ private:
+  friend class TlsSessionClient;
+  int fd_ = -1;
+  SSL* ssl_ = nullptr;
+  std::string error_;
+};
+
 class TlsSessionClient {
  public:
   // sslmode=verify-full against `root_ca_file` (host name "localhost"), with `client`'s
-  // certificate and key.
-  TlsSessionClient(const std::string& root_ca_file, const ClientCertificate& client);
+  // certificate and key; `max_version` (TLS1_2_VERSION, say) caps the protocol, 0 does not.
+  TlsSessionClient(const std::string& root_ca_file, const ClientCertificate& client,
+                   int max_version = 0);
+
+  // Connects to 127.0.0.1:port, sends the SSLRequest and completes the TLS handshake (offering
+  // the kept session, if any).
+  TlsConnection handshake(std::uint16_t port);
 
   struct Attempt {
     bool handshake = false;  // the TLS handshake completed

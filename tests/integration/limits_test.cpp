@@ -16,6 +16,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/support/fixtures.h"
@@ -37,8 +38,9 @@ class LimitsTest : public ProxySuite<LimitsTest> {
   }
 
   // alice, carol and bob@example.com may all connect as "shared"; alice also as herself.
-  void start(const std::string& limits_yaml) {
+  void start(const std::string& limits_yaml, unsigned workers = 2) {
     ProxyConfig c = config();
+    c.workers = workers;
     c.map = "m";
     c.maps_yaml =
         "  m:\n    - { identity: \"/^(alice|carol|bob@example\\\\.com)$\", role: shared }\n"
@@ -149,6 +151,52 @@ TEST_F(LimitsTest, ConnectionsBeyondMaxHandshakesAreClosedAtOnce) {
   while (!ok && std::chrono::steady_clock::now() < deadline)
     ok = connect("alice", "alice").ok();
   EXPECT_TRUE(ok);
+}
+
+// At the limit a new connection takes the place of one that proves nothing: first one that has
+// not sent a whole first packet, oldest first. One worker, so that all three meet in one table.
+// Connects until pgmtls answers: a connection accepted before the others' sessions started finds
+// nothing to evict and is closed at once (as ConnectionsBeyondMaxHandshakesAreClosedAtOnce).
+std::unique_ptr<RawSocket> connect_until_answered(std::uint16_t port) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    auto s = std::make_unique<RawSocket>(port);
+    s->send(ssl_request());
+    if (s->read_exactly(1, 5s).data == "S") return s;
+  }
+  return nullptr;
+}
+
+TEST_F(LimitsTest, AtMaxHandshakesASilentConnectionGivesWay) {
+  start("  max_handshakes: 2\n", 1);
+  const std::size_t mark = proxy_->log_mark();
+  RawSocket silent1(proxy_->port());
+  RawSocket silent2(proxy_->port());
+  silent2.send(ssl_request().substr(0, 4));  // half a first packet: still silent
+  const auto third = connect_until_answered(proxy_->port());
+  EXPECT_NE(third, nullptr) << "the new connection was never admitted";
+  EXPECT_TRUE(silent1.read_until_closed(5s).closed()) << "the oldest silent one stayed";
+  EXPECT_TRUE(proxy_->wait_for_log({"result=rejected", "reason=evicted"}, kLogTimeout, mark));
+  EXPECT_EQ(silent2.read_exactly(1, 200ms).end, RawSocket::End::timeout)
+      << "the younger silent one was closed too";
+}
+
+// A connection whose TLS handshake has run for over a second gives way too; a younger one does
+// not (ConnectionsBeyondMaxHandshakesAreClosedAtOnce).
+TEST_F(LimitsTest, AtMaxHandshakesASlowHandshakeGivesWay) {
+  start("  max_handshakes: 2\n", 1);
+  const std::size_t mark = proxy_->log_mark();
+  RawSocket slow1(proxy_->port());
+  RawSocket slow2(proxy_->port());
+  slow1.send(ssl_request());
+  slow2.send(ssl_request());
+  ASSERT_EQ(slow1.read_exactly(1, 5s).data, "S");
+  ASSERT_EQ(slow2.read_exactly(1, 5s).data, "S");
+  // No event marks a handshake as slow: a second has to pass.
+  std::this_thread::sleep_for(1100ms);
+  const auto third = connect_until_answered(proxy_->port());
+  EXPECT_NE(third, nullptr) << "the new connection was never admitted";
+  EXPECT_TRUE(slow1.read_until_closed(5s).closed()) << "the oldest slow handshake stayed";
+  EXPECT_TRUE(proxy_->wait_for_log({"result=rejected", "reason=evicted"}, kLogTimeout, mark));
 }
 
 // ---- TCP keepalives

@@ -67,35 +67,31 @@ const Pki& bench_pki() {
   return pki;
 }
 
-auth::SslCtxPtr client_context(const Pki& pki) {
-  auth::SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+// An SSL_CTX with a certificate, its key, and the CA bundle that verifies the peer.
+auth::SslCtxPtr context_with(const SSL_METHOD* method, const Pki& pki, const char* cert,
+                             const char* key) {
+  auth::SslCtxPtr ctx(SSL_CTX_new(method));
   if (!ctx ||
-      SSL_CTX_use_certificate_file(ctx.get(), pki.path("client.crt").c_str(), SSL_FILETYPE_PEM) !=
-          1 ||
-      SSL_CTX_use_PrivateKey_file(ctx.get(), pki.path("client.key").c_str(), SSL_FILETYPE_PEM) !=
-          1 ||
+      SSL_CTX_use_certificate_file(ctx.get(), pki.path(cert).c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), pki.path(key).c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_load_verify_locations(ctx.get(), pki.path("ca.crt").c_str(), nullptr) != 1) {
-    throw std::runtime_error("client SSL_CTX");
+    throw std::runtime_error(std::string("SSL_CTX for ") + cert);
   }
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
   // As libpq: no session cache, so every handshake is a full one.
   SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   return ctx;
 }
 
+auth::SslCtxPtr client_context(const Pki& pki) {
+  auto ctx = context_with(TLS_client_method(), pki, "client.crt", "client.key");
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  return ctx;
+}
+
 // OpenSSL's own cost: certificate, key and CA bundle, client certificate required, no tickets.
 auth::SslCtxPtr bare_server_context(const Pki& pki) {
-  auth::SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx ||
-      SSL_CTX_use_certificate_file(ctx.get(), pki.path("server.crt").c_str(), SSL_FILETYPE_PEM) !=
-          1 ||
-      SSL_CTX_use_PrivateKey_file(ctx.get(), pki.path("server.key").c_str(), SSL_FILETYPE_PEM) !=
-          1 ||
-      SSL_CTX_load_verify_locations(ctx.get(), pki.path("ca.crt").c_str(), nullptr) != 1) {
-    throw std::runtime_error("server SSL_CTX");
-  }
+  auto ctx = context_with(TLS_server_method(), pki, "server.crt", "server.key");
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(ctx.get(), 0);
   return ctx;

@@ -376,6 +376,7 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
   }
 
   SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+  SSL_CTX_set_verify_depth(ctx, tls.verify_depth);
   // Request a certificate but let a client without one finish the handshake, so that it gets
   // PostgreSQL's own FATAL message instead of a bare TLS alert. A certificate that is sent is
   // verified during the handshake and a bad one fails it with the matching alert.

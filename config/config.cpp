@@ -337,6 +337,10 @@ class Loader {
              {"ciphersuites",
               [&](const YAML::Node& n) { string_value(n, "tls.ciphersuites", tls.ciphersuites); }},
              {"groups", [&](const YAML::Node& n) { string_value(n, "tls.groups", tls.groups); }},
+             {"verify_depth",
+              [&](const YAML::Node& n) {
+                integer(n, "tls.verify_depth", 0, 100, tls.verify_depth);
+              }},
              {"session_ticket_lifetime",
               [&](const YAML::Node& n) {
                 optional_duration(n, "tls.session_ticket_lifetime", tls.session_ticket_lifetime);

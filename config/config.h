@@ -42,6 +42,9 @@ struct TlsConfig {
   std::string ciphers;               // TLS 1.2 cipher list, OpenSSL syntax; empty: a strong default
   std::string ciphersuites;          // TLS 1.3 suites; empty: OpenSSL's default
   std::string groups = "X25519:P-256:P-384";  // key exchange groups, preferred first
+  // The most intermediate CA certificates a client's chain may have between its certificate and
+  // a trusted CA (OpenSSL's verify depth); a longer chain is refused (chain_too_long).
+  int verify_depth = 5;
   // TLS 1.3 session resumption: how long after a full handshake a client may resume with the
   // session ticket it was given; 0 (the default) sends no tickets. At most 7 days (RFC 8446).
   // Off by default, as in PostgreSQL: making a ticket costs OpenSSL 3.0 a second parse of the

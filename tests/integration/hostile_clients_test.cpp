@@ -172,6 +172,7 @@ class HostileClientsTest : public ProxySuite<HostileClientsTest> {
   void SetUp() override {
     ProxyConfig c = config();
     c.startup_timeout = "2s";
+    c.ca_file = pki_->open_roots_file();  // for AChainLongerThanTheVerifyDepthIsRefused
     c.extra_yaml = "limits:\n  max_handshakes: " + std::to_string(kMaxHandshakes) + "\n";
     launch(c.to_yaml());
     // One good round first, so that everything a first connection opens or allocates once is
@@ -461,6 +462,30 @@ TEST_F(HostileClientsTest, AHugeClientCertificateIsRefused) {
   if (rss_is_meaningful()) {
     EXPECT_LE(rss_peak, rss_before_ + 64 * 1024) << "pgmtls grew by more than 64 MiB";
   }
+}
+
+TEST_F(HostileClientsTest, AChainLongerThanTheVerifyDepthIsRefused) {
+  // tls.verify_depth is 5 by default: at most five intermediate CAs between a client certificate
+  // and the trusted root.
+  const ClientCertificate& within = pki_->add_chain_client("chain5", "alice", 5);
+  const ClientCertificate& beyond = pki_->add_chain_client("chain12", "alice", 12);
+  {
+    const auto admitted =
+        pg_connect(tls_conninfo(proxy_port(), pki_->root_ca_file(), &within, "alice"), 10s);
+    ASSERT_TRUE(admitted.ok()) << "a chain of 5 intermediates: " << admitted.error;
+  }
+  const std::size_t mark = proxy_->log_mark();
+  std::vector<std::string> problems;
+  under_load("chain longer than verify_depth", [&] {
+    for (int round = 0; round < 10; ++round) {
+      const auto refused =
+          pg_connect(tls_conninfo(proxy_port(), pki_->root_ca_file(), &beyond, "alice"), 10s);
+      if (refused.ok()) problems.push_back("a chain of 12 intermediates was admitted");
+    }
+  });
+  EXPECT_THAT(problems, ::testing::IsEmpty());
+  EXPECT_TRUE(
+      proxy_->wait_for_log({"result=rejected", "reason=chain_too_long"}, kLogTimeout, mark));
 }
 
 TEST_F(HostileClientsTest, ADisconnectAtEveryStepOfTheStartupLeavesNothingBehind) {

@@ -83,6 +83,7 @@ TEST(ConfigValid, MinimalUsesDefaults) {
   EXPECT_EQ(c.tls.ciphers, "");
   EXPECT_EQ(c.tls.groups, "X25519:P-256:P-384");
   EXPECT_EQ(c.tls.session_ticket_lifetime.count(), 0);
+  EXPECT_EQ(c.tls.verify_depth, 5);
   EXPECT_TRUE(c.tls.crl_file.empty());
   EXPECT_TRUE(c.tls.crl_dir.empty());
   EXPECT_EQ(c.identity.source, pgmtls::config::IdentitySource::cn);
@@ -342,6 +343,23 @@ constexpr const char* kMinimalUpToBackend =
     "  ca_file: ../pki/ca.crt\n"
     "backends:\n"
     "  default:\n";
+
+TEST(ConfigText, VerifyDepth) {
+  const std::string dir = kConfigDir + "/valid";
+  auto with = [&](const std::string& value) {
+    std::string text = std::string(kMinimalUpToBackend) + "    host: h\n";
+    text.insert(text.find("backends:"), "  verify_depth: " + value + "\n");
+    return load_config_text(text, "t.yaml", dir);
+  };
+  const auto two = with("2");
+  ASSERT_TRUE(two.ok()) << all_errors(two);
+  EXPECT_EQ(two.config->tls.verify_depth, 2);
+  EXPECT_TRUE(with("0").ok());
+  EXPECT_NE(all_errors(with("101")).find("tls.verify_depth must be a whole number from 0 to 100"),
+            std::string::npos)
+      << all_errors(with("101"));
+  EXPECT_FALSE(with("-1").ok());
+}
 
 TEST(ConfigText, SessionTicketLifetime) {
   const std::string dir = kConfigDir + "/valid";

@@ -47,7 +47,9 @@ TestPki::TestPki(int numbered_users) : dir_(make_temp_dir("pgmtls-pki")) {
     const auto& root = root_;
     const auto& intermediate = intermediate_;
     const auto rogue = pki::self_signed(ca_spec("pgmtls test rogue CA", std::nullopt));
+    open_root_ = pki::self_signed(ca_spec("pgmtls test open root CA", std::nullopt));
     pki::write_certificates(root_ca_file(), {root.cert.get()});
+    pki::write_certificates(open_roots_file(), {root.cert.get(), open_root_.cert.get()});
     pki::write_certificates(ca_chain_file(), {root.cert.get(), intermediate.cert.get()});
 
     pki::CertificateSpec server;
@@ -63,7 +65,7 @@ TestPki::TestPki(int numbered_users) : dir_(make_temp_dir("pgmtls-pki")) {
     write_client("alice", pki::issue(client_spec("alice"), root));
     write_client("bob", pki::issue(client_spec("bob@example.com"), root));
     const auto carol = pki::issue(client_spec("carol"), intermediate);
-    write_client("carol", carol, &intermediate);
+    write_client("carol", carol, {&intermediate});
     write_client("carol-leaf-only", carol);
 
     auto expired = client_spec("alice");
@@ -119,19 +121,38 @@ const ClientCertificate& TestPki::add_client(const std::string& name,
                                              const pki::CertificateSpec& spec, Issuer issuer) {
   if (clients_.count(name) != 0) throw std::invalid_argument("test client " + name + " exists");
   if (issuer == Issuer::intermediate) {
-    write_client(name, pki::issue(spec, intermediate_), &intermediate_);
+    write_client(name, pki::issue(spec, intermediate_), {&intermediate_});
   } else {
     write_client(name, pki::issue(spec, root_));
   }
   return clients_.at(name);
 }
 
+const ClientCertificate& TestPki::add_chain_client(const std::string& name,
+                                                   const std::string& common_name,
+                                                   int intermediates) {
+  if (clients_.count(name) != 0) throw std::invalid_argument("test client " + name + " exists");
+  std::vector<pki::Credential> cas;
+  for (int i = 0; i < intermediates; ++i) {
+    pki::CertificateSpec ca{.common_name = name + " CA " + std::to_string(i + 1), .is_ca = true};
+    cas.push_back(pki::issue(ca, cas.empty() ? open_root_ : cas.back()));
+  }
+  pki::CertificateSpec leaf{.common_name = common_name, .client_auth = true};
+  const auto credential = pki::issue(leaf, cas.empty() ? open_root_ : cas.back());
+  std::vector<const pki::Credential*> send_chain;
+  for (auto it = cas.rbegin(); it != cas.rend(); ++it)
+    send_chain.push_back(&*it);
+  write_client(name, credential, send_chain);
+  return clients_.at(name);
+}
+
 void TestPki::write_client(const std::string& name, const pki::Credential& credential,
-                           const pki::Credential* send_intermediate) {
+                           const std::vector<const pki::Credential*>& send_chain) {
   ClientCertificate files{dir_ + "/" + name + ".crt", dir_ + "/" + name + ".key",
                           pki::serial_of(*credential.cert)};
   std::vector<const X509*> chain{credential.cert.get()};
-  if (send_intermediate != nullptr) chain.push_back(send_intermediate->cert.get());
+  for (const pki::Credential* ca : send_chain)
+    chain.push_back(ca->cert.get());
   pki::write_certificates(files.cert_file, chain);
   pki::write_private_key(files.key_file, *credential.key);
   clients_[name] = files;

@@ -37,6 +37,8 @@ class TestPki {
   const std::string& dir() const { return dir_; }
   std::string root_ca_file() const { return dir_ + "/root.crt"; }
   std::string ca_chain_file() const { return dir_ + "/root+intermediate.crt"; }  // both CAs
+  // The root and a second root without a path length limit (add_chain_client's).
+  std::string open_roots_file() const { return dir_ + "/root+open-root.crt"; }
   std::string server_cert_file() const { return dir_ + "/server.crt"; }          // CN=localhost
   std::string server_key_file() const { return dir_ + "/server.key"; }
   std::string root_crl_file() const { return dir_ + "/root.crl.pem"; }  // lists `revoked`
@@ -57,15 +59,23 @@ class TestPki {
   const ClientCertificate& add_client(const std::string& name,
                                       const auth::pki::CertificateSpec& spec,
                                       Issuer issuer = Issuer::root);
+  // A client certificate (CN=`common_name`) at the end of a chain of `intermediates` CAs below
+  // the open root (open_roots_file()), each issued by the one before; the file holds the leaf and
+  // every intermediate.
+  const ClientCertificate& add_chain_client(const std::string& name, const std::string& common_name,
+                                            int intermediates);
 
  private:
+  // The file holds the leaf, then `send_chain` (the intermediates the client sends, its issuer
+  // first).
   void write_client(const std::string& name, const auth::pki::Credential& credential,
-                    const auth::pki::Credential* send_intermediate = nullptr);
+                    const std::vector<const auth::pki::Credential*>& send_chain = {});
 
   std::string dir_;
   std::map<std::string, ClientCertificate> clients_;
   auth::pki::Credential root_;
   auth::pki::Credential intermediate_;
+  auth::pki::Credential open_root_;
 };
 
 }  // namespace pgmtls::integration

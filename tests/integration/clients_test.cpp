@@ -1,6 +1,6 @@
 // Real client drivers through pgmtls, each with sslmode=verify-full and a client certificate:
 // a query, a prepared statement, COPY in and out, and a cancel. libpq itself is exercised by every
-// other suite; this one runs the drivers applications use, from the Debian packages that
+// other suite; this one runs psql and the drivers applications use, from the Debian packages that
 // deploy/install-deps.sh installs: psycopg2 (python3-psycopg2) and pgJDBC (libpostgresql-jdbc-java,
 // run as a single-file Java program, which needs the JDK's compiler), and node-postgres (the npm
 // packages pinned in clients/node/package-lock.json).
@@ -43,6 +43,13 @@ class ClientsTest : public ProxySuite<ClientsTest> {
                         "postgres");
   }
 };
+
+TEST_F(ClientsTest, PsqlQueriesPreparesCopiesAndCancels) {
+  launch(config().to_yaml());
+  const CommandResult r = run_command({"/bin/bash", client_script("psql_client.sh"), conninfo()},
+                                      std::chrono::seconds(90));
+  expect_every_step(r);
+}
 
 TEST_F(ClientsTest, Psycopg2QueriesPreparesCopiesAndCancels) {
   launch(config().to_yaml());

@@ -81,7 +81,10 @@ inline constexpr std::chrono::seconds kSlowHandshake{1};
 
 struct Runtime {
   Runtime(unsigned workers, unsigned instance_id)
-      : sessions(workers), cancel(instance_id), peer_tls(boost::asio::ssl::context::tls_client) {
+      : sessions(workers),
+        handshaking(workers, 0),
+        cancel(instance_id),
+        peer_tls(boost::asio::ssl::context::tls_client) {
     // Towards peers: encrypted, not verified; a forwarded cancel is authenticated by its MAC.
     peer_tls.set_verify_mode(boost::asio::ssl::verify_none);
     for (unsigned i = 0; i < workers; ++i) {
@@ -98,8 +101,10 @@ struct Runtime {
   // Admitted sessions by role and identity (limits:), failed handshakes by address; thread-safe.
   SessionLimits limits;
   HandshakeFailures handshake_failures;
-  // Connections still in TLS handshake or start-up (limits.max_handshakes).
-  std::atomic<unsigned> handshaking{0};
+  // Connections still in TLS handshake or start-up (limits.max_handshakes), one count per worker,
+  // each touched only on its worker's thread: every worker keeps to its share of the limit, so
+  // that at the limit it makes room among its own connections (Server::evict_for_new_connection).
+  std::vector<unsigned> handshaking;
   // Cancel keys handed to clients; thread-safe.
   CancelTable cancel;
   // Forwarded cancels from peers already accepted (replay protection); thread-safe.

@@ -205,7 +205,7 @@ void Server::start_accepting(Worker& worker) {
           if (!peer_ec && runtime_.handshake_failures.blocked(peer.address(),
                                                               std::chrono::steady_clock::now())) {
             refused = reason::kRateLimited;
-          } else if (runtime_.handshaking.load() >= snapshot->config.limits.max_handshakes &&
+          } else if (runtime_.handshaking[worker.index] >= handshake_share(*snapshot) &&
                      !evict_for_new_connection(worker.index)) {
             refused = reason::kTooManyHandshakes;
           }
@@ -220,6 +220,11 @@ void Server::start_accepting(Worker& worker) {
         }
       },
       asio::detached);
+}
+
+unsigned Server::handshake_share(const Snapshot& snapshot) const {
+  const auto workers = static_cast<unsigned>(workers_.size());
+  return std::max(1u, (snapshot.config.limits.max_handshakes + workers - 1) / workers);
 }
 
 bool Server::evict_for_new_connection(unsigned worker) {

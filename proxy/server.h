@@ -60,6 +60,9 @@ class Server {
   };
 
   void start_accepting(Worker& worker);
+  // Each worker's share of limits.max_handshakes (rounded up, at least 1): SO_REUSEPORT spreads
+  // connections evenly, and a worker can only make room among its own.
+  unsigned handshake_share(const Snapshot& snapshot) const;
   // At limits.max_handshakes: ends one of `worker`'s connections that has not finished its TLS
   // handshake (LiveSession::eviction_tier: the oldest that has not sent a whole first packet,
   // else the oldest whose handshake has run for over kSlowHandshake), so that connections that

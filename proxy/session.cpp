@@ -90,7 +90,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     const auto ep = client_.remote_endpoint(ec);
     peer_ = ec ? std::string("unknown") : endpoint_text(ep);
     if (!ec) peer_address_ = ep.address();
-    runtime_.handshaking.fetch_add(1, std::memory_order_relaxed);
+    ++runtime_.handshaking[worker_];
   }
 
   asio::awaitable<void> run() {
@@ -230,7 +230,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   // Leaves the count of connections in start-up (limits.max_handshakes); once.
   void end_handshake() {
-    if (handshaking_) runtime_.handshaking.fetch_sub(1, std::memory_order_relaxed);
+    if (handshaking_) --runtime_.handshaking[worker_];
     handshaking_ = false;
   }
 

@@ -131,7 +131,7 @@ TEST_F(LimitsTest, AnAddressThatKeepsFailingHandshakesIsBlockedForAWhile) {
 }
 
 TEST_F(LimitsTest, ConnectionsBeyondMaxHandshakesAreClosedAtOnce) {
-  start("  max_handshakes: 2\n");
+  start("  max_handshakes: 2\n", 1);  // one worker: its share is the whole limit
   auto silent1 = std::make_unique<RawSocket>(proxy_->port());
   auto silent2 = std::make_unique<RawSocket>(proxy_->port());
   silent1->send(ssl_request());

@@ -213,27 +213,22 @@ auth::IdentMaps ident_maps(const std::string& last_line, int lines) {
   return std::get<auth::IdentMaps>(std::move(compiled));
 }
 
-void BM_IdentMapExact(benchmark::State& state) {
-  const auto maps = ident_maps("certmap app_user app", static_cast<int>(state.range(0)));
+// Args: lines before the one that admits.
+void BM_IdentMap(benchmark::State& state, const char* admitting_line, const char* identity,
+                 const char* role) {
+  const auto maps = ident_maps(admitting_line, static_cast<int>(state.range(0)));
   for (auto _ : state) {
-    auto decision = maps.check("certmap", "app_user", "app");
+    auto decision = maps.check("certmap", identity, role);
     if (!decision.allowed) throw std::runtime_error("not admitted");
     benchmark::DoNotOptimize(decision);
   }
 }
-BENCHMARK(BM_IdentMapExact)->Arg(0)->Arg(100);
-
-void BM_IdentMapRegex(benchmark::State& state) {
-  // PostgreSQL's documented pattern: the role is the part of the identity before the @.
-  const auto maps =
-      ident_maps(R"(certmap /^(.*)@example\.internal$ \1)", static_cast<int>(state.range(0)));
-  for (auto _ : state) {
-    auto decision = maps.check("certmap", "app@example.internal", "app");
-    if (!decision.allowed) throw std::runtime_error("not admitted");
-    benchmark::DoNotOptimize(decision);
-  }
-}
-BENCHMARK(BM_IdentMapRegex)->Arg(0)->Arg(100);
+BENCHMARK_CAPTURE(BM_IdentMap, exact, "certmap app_user app", "app_user", "app")->Arg(0)->Arg(100);
+// PostgreSQL's documented pattern: the role is the part of the identity before the @.
+BENCHMARK_CAPTURE(BM_IdentMap, regex, R"(certmap /^(.*)@example\.internal$ \1)",
+                  "app@example.internal", "app")
+    ->Arg(0)
+    ->Arg(100);
 
 // The whole access decision for one connection: 20 non-matching rules, then a cert rule with a
 // map over the SAN e-mail; the identity extracted beforehand, as the session does.

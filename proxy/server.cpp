@@ -13,6 +13,7 @@
 #include <csignal>
 #include <ctime>
 #include <filesystem>
+#include <utility>
 
 #include "proxy/session.h"
 
@@ -228,24 +229,22 @@ unsigned Server::handshake_share(const Snapshot& snapshot) const {
 }
 
 bool Server::evict_for_new_connection(unsigned worker) {
-  // The lowest tier first, and in it the oldest (session ids grow with every accept on a worker);
-  // a tier-0 connection whose first bytes have arrived unread is passed over.
+  // The lowest tier first, and in it the oldest (session ids grow with every accept on a worker).
+  // A tier-0 connection whose first bytes have arrived unread is passed over; that costs a system
+  // call, so it is asked only of a connection that would otherwise become the victim.
   const auto now = std::chrono::steady_clock::now();
-  std::vector<std::pair<std::pair<int, std::uint64_t>, std::shared_ptr<LiveSession>>> candidates;
+  std::shared_ptr<LiveSession> victim;
+  std::pair<int, std::uint64_t> victim_rank;
   for (auto& [id, weak] : runtime_.sessions[worker]) {
     auto session = weak.lock();
     if (!session) continue;
-    if (const auto tier = session->eviction_tier(now)) {
-      candidates.emplace_back(std::pair{*tier, id}, std::move(session));
-    }
-  }
-  std::sort(candidates.begin(), candidates.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::shared_ptr<LiveSession> victim;
-  for (auto& [rank, session] : candidates) {
-    if (rank.first == 0 && session->has_unread_input()) continue;
+    const auto tier = session->eviction_tier(now);
+    if (!tier) continue;
+    const std::pair<int, std::uint64_t> rank{*tier, id};
+    if (victim && rank >= victim_rank) continue;
+    if (*tier == 0 && session->has_unread_input()) continue;
     victim = std::move(session);
-    break;
+    victim_rank = rank;
   }
   if (!victim) return false;
   victim->terminate({Result::rejected, reason::kEvicted, sqlstate::kTooManyConnections,

@@ -604,11 +604,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     handshake_started_ = std::chrono::steady_clock::now();
     tls_.emplace(client_, *snap_->client_tls);
     auth::record_verify_failure(tls_->native_handle(), &verify_failure_);
-    const auto handshake_start = handshake_started_;
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (!ec) {
       stage_ = Stage::verified;
-      metrics_.tls_handshake.observe(std::chrono::steady_clock::now() - handshake_start);
+      metrics_.tls_handshake.observe(std::chrono::steady_clock::now() - handshake_started_);
       if (SSL_session_reused(tls_->native_handle()) == 1) metrics_.tls_resumed.add();
       co_return true;
     }

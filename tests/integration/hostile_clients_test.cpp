@@ -387,8 +387,7 @@ TEST_F(HostileClientsTest, AbsurdLengthFieldsAreRefusedAtOnce) {
           continue;
         }
         c.write(packet);
-        const auto start = Clock::now();
-        if (!c.read_until_closed() || Clock::now() - start > 1s) {
+        if (!c.closed_within(1s)) {
           problems.push_back("in TLS, length " + std::to_string(length) + ": not closed at once");
         }
       }
@@ -438,8 +437,7 @@ TEST_F(HostileClientsTest, RenegotiationIsRefused) {
           SSL_renegotiate_pending(c.ssl()) == 0) {
         problems.push_back("the renegotiation completed");
       }
-      const auto start = Clock::now();
-      if (!c.read_until_closed() || Clock::now() - start > kStartupTimeout + 2s) {
+      if (!c.closed_within(kStartupTimeout + 2s)) {
         problems.push_back("connection not closed after the refused renegotiation");
       }
     }
@@ -460,7 +458,7 @@ TEST_F(HostileClientsTest, AHugeClientCertificateIsRefused) {
   under_load("huge client certificate", [&] {
     for (int round = 0; round < 20; ++round) {
       TlsConnection c = client.handshake(proxy_port());
-      if (c.ok() && !c.read_until_closed()) problems.push_back("accepted and kept open");
+      if (!c.closed_within(10s)) problems.push_back("accepted and kept open");
       rss_peak = std::max(rss_peak, rss_kib(proxy_->pid()));
     }
   });

@@ -344,13 +344,15 @@ constexpr const char* kMinimalUpToBackend =
     "backends:\n"
     "  default:\n";
 
+// The minimal config with one more tls: key.
+auto with_tls_key(const std::string& key, const std::string& value) {
+  std::string text = std::string(kMinimalUpToBackend) + "    host: h\n";
+  text.insert(text.find("backends:"), "  " + key + ": " + value + "\n");
+  return load_config_text(text, "t.yaml", kConfigDir + "/valid");
+}
+
 TEST(ConfigText, VerifyDepth) {
-  const std::string dir = kConfigDir + "/valid";
-  auto with = [&](const std::string& value) {
-    std::string text = std::string(kMinimalUpToBackend) + "    host: h\n";
-    text.insert(text.find("backends:"), "  verify_depth: " + value + "\n");
-    return load_config_text(text, "t.yaml", dir);
-  };
+  auto with = [](const std::string& value) { return with_tls_key("verify_depth", value); };
   const auto two = with("2");
   ASSERT_TRUE(two.ok()) << all_errors(two);
   EXPECT_EQ(two.config->tls.verify_depth, 2);
@@ -362,11 +364,8 @@ TEST(ConfigText, VerifyDepth) {
 }
 
 TEST(ConfigText, SessionTicketLifetime) {
-  const std::string dir = kConfigDir + "/valid";
-  auto with = [&](const std::string& value) {
-    std::string text = std::string(kMinimalUpToBackend) + "    host: h\n";
-    text.insert(text.find("backends:"), "  session_ticket_lifetime: " + value + "\n");
-    return load_config_text(text, "t.yaml", dir);
+  auto with = [](const std::string& value) {
+    return with_tls_key("session_ticket_lifetime", value);
   };
   const auto minutes = with("10m");
   ASSERT_TRUE(minutes.ok()) << all_errors(minutes);

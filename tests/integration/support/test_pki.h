@@ -39,7 +39,7 @@ class TestPki {
   std::string ca_chain_file() const { return dir_ + "/root+intermediate.crt"; }  // both CAs
   // The root and a second root without a path length limit (add_chain_client's).
   std::string open_roots_file() const { return dir_ + "/root+open-root.crt"; }
-  std::string server_cert_file() const { return dir_ + "/server.crt"; }          // CN=localhost
+  std::string server_cert_file() const { return dir_ + "/server.crt"; }  // CN=localhost
   std::string server_key_file() const { return dir_ + "/server.key"; }
   std::string root_crl_file() const { return dir_ + "/root.crl.pem"; }  // lists `revoked`
   // The root's and the intermediate's CRLs in one file (carol's chain needs both under a

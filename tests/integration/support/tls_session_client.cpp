@@ -8,7 +8,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <stdexcept>
 #include <utility>
 
@@ -121,18 +120,6 @@ TlsConnection::~TlsConnection() {
 
 bool TlsConnection::write(const std::string& bytes) {
   return ssl_ != nullptr && SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) > 0;
-}
-
-bool TlsConnection::read_until_closed() {
-  if (ssl_ == nullptr) return true;
-  char buf[4096];
-  for (;;) {
-    ERR_clear_error();
-    if (SSL_read(ssl_, buf, sizeof buf) > 0) continue;
-    const int why = SSL_get_error(ssl_, 0);
-    // A receive timeout (SO_RCVTIMEO) surfaces as a syscall error with EAGAIN: not a close.
-    return !(why == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
-  }
 }
 
 bool TlsConnection::closed_within(std::chrono::milliseconds timeout) {

@@ -27,10 +27,8 @@ class TlsConnection {
   SSL* ssl() const { return ssl_; }
   const std::string& error() const { return error_; }  // why the handshake failed
   bool write(const std::string& bytes);                // false once the peer is gone
-  // Reads until the peer closes (TLS close_notify, TCP close or reset) or 10 s pass; true if it
-  // closed.
-  bool read_until_closed();
-  // Whether the peer closes within `timeout` (anything it sends meanwhile is read and dropped).
+  // Whether the peer closes (TLS close_notify, TCP close or reset) within `timeout`; anything it
+  // sends meanwhile is read and dropped. True at once for a connection whose handshake failed.
   bool closed_within(std::chrono::milliseconds timeout);
 
  private:

@@ -1,5 +1,6 @@
 #include "auth/identity.h"
 
+#include <arpa/inet.h>
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -99,6 +100,15 @@ std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& err
             id.san_uri.push_back(std::move(value));
           }
           break;
+        case GEN_IPADD: {
+          const ASN1_OCTET_STRING* ip = gn->d.iPAddress;
+          char text[INET6_ADDRSTRLEN] = {};
+          const int family = ip->length == 4 ? AF_INET : ip->length == 16 ? AF_INET6 : 0;
+          if (family != 0 && ::inet_ntop(family, ip->data, text, sizeof text) != nullptr) {
+            id.san_ip.emplace_back(text);
+          }
+          break;
+        }
         default:
           break;
       }

@@ -19,6 +19,7 @@ struct CertificateIdentity {
   std::vector<std::string> san_dns;
   std::vector<std::string> san_email;
   std::vector<std::string> san_uri;
+  std::vector<std::string> san_ip;  // text form (inet_ntop), for display
   // SHA-256 (lower-case hex) of every CA certificate in the verified chain, issuer first; filled by
   // the session from auth::verified_ca_fingerprints, empty until then.
   std::vector<std::string> ca_fingerprints;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -61,15 +62,6 @@ Asn1Integer integer(std::uint64_t value) {
   return result;
 }
 
-std::uint64_t random_serial() {
-  std::uint64_t serial = 0;
-  while (serial == 0) {
-    check(RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial), "RAND_bytes");
-    serial &= 0x7fffffffffffffffULL;  // positive, and DER-encodes in at most 8 bytes
-  }
-  return serial;
-}
-
 // Adds an extension written in OpenSSL's config syntax ("critical,CA:TRUE"). `issuer` is needed
 // for authorityKeyIdentifier; for a self-signed certificate it is the certificate itself.
 void add_extension(X509* cert, const X509* issuer, int nid, const std::string& value) {
@@ -127,20 +119,27 @@ Bio memory_bio() {
   return Bio(check(BIO_new(BIO_s_mem()), "BIO_new"));
 }
 
+// Writes all of `content` to `fd`, which it closes; false (errno set) on failure.
+bool write_and_close(int fd, std::string_view content, mode_t mode) {
+  bool ok = ::fchmod(fd, mode) == 0;  // the file may have existed with a wider mode
+  while (ok && !content.empty()) {
+    const ssize_t n = ::write(fd, content.data(), content.size());
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) content.remove_prefix(static_cast<std::size_t>(n));
+  }
+  const int saved = errno;
+  if (::close(fd) != 0 && ok) return false;
+  errno = saved;
+  return ok;
+}
+
 void write_file(const std::string& path, const std::string& content, mode_t mode) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
-  std::string_view rest = content;
-  bool ok = ::fchmod(fd, mode) == 0;  // the file may have existed with a wider mode
-  while (ok && !rest.empty()) {
-    const ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) rest.remove_prefix(static_cast<std::size_t>(n));
+  if (!write_and_close(fd, content, mode)) {
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
   }
-  const int saved = errno;
-  ::close(fd);
-  if (!ok) throw std::runtime_error("cannot write " + path + ": " + std::strerror(saved));
 }
 
 Bio open_for_reading(const std::string& path) {
@@ -148,6 +147,15 @@ Bio open_for_reading(const std::string& path) {
 }
 
 }  // namespace
+
+std::uint64_t random_serial() {
+  std::uint64_t serial = 0;
+  while (serial == 0) {
+    check(RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial), "RAND_bytes");
+    serial &= 0x7fffffffffffffffULL;  // positive, and DER-encodes in at most 8 bytes
+  }
+  return serial;
+}
 
 Key generate_key(KeyType type) {
   ERR_clear_error();
@@ -158,6 +166,8 @@ Key generate_key(KeyType type) {
       return Key(check(EVP_RSA_gen(2048), "RSA 2048 key generation"));
     case KeyType::rsa3072:
       return Key(check(EVP_RSA_gen(3072), "RSA 3072 key generation"));
+    case KeyType::rsa4096:
+      return Key(check(EVP_RSA_gen(4096), "RSA 4096 key generation"));
   }
   throw std::invalid_argument("unknown key type");
 }
@@ -219,6 +229,21 @@ Credential issue(const CertificateSpec& spec, const Credential& issuer) {
 }
 
 Crl make_crl(const CrlSpec& spec, const Credential& issuer) {
+  auto add_entry = [](X509_CRL* c, std::uint64_t serial, const ASN1_TIME* when,
+                      std::optional<int> reason) {
+    Revoked entry(check(X509_REVOKED_new(), "X509_REVOKED_new"));
+    check(X509_REVOKED_set_serialNumber(entry.get(), integer(serial).get()), "revoked serial");
+    check(X509_REVOKED_set_revocationDate(entry.get(), const_cast<ASN1_TIME*>(when)),
+          "revocation date");
+    if (reason) {
+      std::unique_ptr<ASN1_ENUMERATED, Deleter<ASN1_ENUMERATED_free>> code(
+          check(ASN1_ENUMERATED_new(), "ASN1_ENUMERATED_new"));
+      check(ASN1_ENUMERATED_set(code.get(), *reason), "ASN1_ENUMERATED_set");
+      check(X509_REVOKED_add1_ext_i2d(entry.get(), NID_crl_reason, code.get(), 0, 0), "reasonCode");
+    }
+    check(X509_CRL_add0_revoked(c, entry.get()), "X509_CRL_add0_revoked");
+    entry.release();
+  };
   ERR_clear_error();
   Crl crl(check(X509_CRL_new(), "X509_CRL_new"));
   X509_CRL* c = crl.get();
@@ -227,12 +252,11 @@ Crl make_crl(const CrlSpec& spec, const Credential& issuer) {
   const Asn1Time last_update = time_from_now(spec.last_update);
   check(X509_CRL_set1_lastUpdate(c, last_update.get()), "CRL lastUpdate");
   check(X509_CRL_set1_nextUpdate(c, time_from_now(spec.next_update).get()), "CRL nextUpdate");
-  for (const std::uint64_t serial : spec.revoked_serials) {
-    Revoked entry(check(X509_REVOKED_new(), "X509_REVOKED_new"));
-    check(X509_REVOKED_set_serialNumber(entry.get(), integer(serial).get()), "revoked serial");
-    check(X509_REVOKED_set_revocationDate(entry.get(), last_update.get()), "revocation date");
-    check(X509_CRL_add0_revoked(c, entry.get()), "X509_CRL_add0_revoked");
-    entry.release();
+  for (const std::uint64_t serial : spec.revoked_serials)
+    add_entry(c, serial, last_update.get(), std::nullopt);
+  for (const RevokedEntry& revoked : spec.revoked) {
+    Asn1Time when(check(ASN1_TIME_set(nullptr, revoked.revoked_at), "revocation date"));
+    add_entry(c, revoked.serial, when.get(), revoked.reason);
   }
   check(X509_CRL_sort(c), "X509_CRL_sort");
   check(X509_CRL_add1_ext_i2d(c, NID_crl_number, integer(spec.crl_number).get(), 0, 0),
@@ -272,6 +296,37 @@ std::string private_key_to_pem(const EVP_PKEY& key) {
   return bio_text(bio.get());
 }
 
+std::string private_key_to_der(const EVP_PKEY& key) {
+  Bio bio = memory_bio();
+  check(i2d_PKCS8PrivateKey_bio(bio.get(), &key, nullptr, nullptr, 0, nullptr, nullptr),
+        "i2d_PKCS8PrivateKey_bio");
+  return bio_text(bio.get());
+}
+
+std::string to_pkcs12(const Credential& credential, const std::vector<const X509*>& chain,
+                      const std::string& friendly_name, const std::string& password) {
+  ERR_clear_error();
+  auto free_stack = [](STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); };
+  std::unique_ptr<STACK_OF(X509), decltype(free_stack)> cas(
+      check(sk_X509_new_null(), "sk_X509_new_null"), free_stack);
+  for (const X509* cert : chain) {
+    X509* copy = check(X509_dup(cert), "X509_dup");
+    if (sk_X509_push(cas.get(), copy) <= 0) {
+      X509_free(copy);
+      fail("sk_X509_push");
+    }
+  }
+  // 0 for the algorithms, iterations and MAC iterations: OpenSSL 3's defaults (PBES2 with
+  // AES-256-CBC and PBKDF2, HMAC-SHA-256), not the legacy RC2/3DES ones.
+  std::unique_ptr<PKCS12, Deleter<PKCS12_free>> p12(
+      check(PKCS12_create(password.c_str(), friendly_name.c_str(), credential.key.get(),
+                          credential.cert.get(), cas.get(), 0, 0, 0, 0, 0),
+            "PKCS12_create"));
+  Bio bio = memory_bio();
+  check(i2d_PKCS12_bio(bio.get(), p12.get()), "i2d_PKCS12_bio");
+  return bio_text(bio.get());
+}
+
 void write_certificates(const std::string& path, const std::vector<const X509*>& chain) {
   std::string pem;
   for (const X509* cert : chain)
@@ -299,6 +354,49 @@ Key read_private_key(const std::string& path) {
   Bio bio = open_for_reading(path);
   return Key(check(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr),
                    "no PEM private key in " + path));
+}
+
+void write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
+  std::string temp = path + ".XXXXXX";
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) throw std::runtime_error("cannot create " + temp + ": " + std::strerror(errno));
+  if (!write_and_close(fd, content, static_cast<mode_t>(mode)) ||
+      ::rename(temp.c_str(), path.c_str()) != 0) {
+    const int saved = errno;
+    ::unlink(temp.c_str());
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(saved));
+  }
+}
+
+std::vector<Certificate> read_certificates(const std::string& path) {
+  ERR_clear_error();
+  std::vector<Certificate> out;
+  {
+    Bio bio = open_for_reading(path);
+    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr))
+      out.emplace_back(cert);
+  }
+  if (out.empty()) {
+    Bio bio = open_for_reading(path);
+    if (X509* cert = d2i_X509_bio(bio.get(), nullptr)) out.emplace_back(cert);
+  }
+  ERR_clear_error();  // the end of the PEM input, or not DER
+  return out;
+}
+
+Crl read_crl_if_any(const std::string& path) {
+  ERR_clear_error();
+  Crl crl;
+  {
+    Bio bio = open_for_reading(path);
+    crl.reset(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+  }
+  if (!crl) {
+    Bio bio = open_for_reading(path);
+    crl.reset(d2i_X509_CRL_bio(bio.get(), nullptr));
+  }
+  ERR_clear_error();
+  return crl;
 }
 
 }  // namespace pgmtls::auth::pki

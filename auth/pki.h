@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,7 +18,7 @@ using Key = EvpPkeyPtr;
 using Certificate = X509Ptr;
 using Crl = X509CrlPtr;
 
-enum class KeyType { ec_p256, rsa2048, rsa3072 };
+enum class KeyType { ec_p256, rsa2048, rsa3072, rsa4096 };
 
 // keyUsage bits, named as in RFC 5280.
 namespace key_usage {
@@ -62,6 +63,9 @@ struct Credential {
 
 Key generate_key(KeyType type = KeyType::ec_p256);
 
+// A random positive serial of 63 bits: unpredictable, and it fits a std::uint64_t.
+std::uint64_t random_serial();
+
 // Builds and signs a certificate for `subject_key`. With `issuer_cert` null the certificate is
 // self-signed and `issuer_key` must be the subject's own key.
 Certificate make_certificate(const CertificateSpec& spec, EVP_PKEY& subject_key,
@@ -72,8 +76,16 @@ Credential self_signed(const CertificateSpec& spec);
 // Generates a key (spec.key_type) and a certificate for it signed by `issuer`.
 Credential issue(const CertificateSpec& spec, const Credential& issuer);
 
+// A CRL entry: RFC 5280's CRLReason codes (CRL_REASON_*), or no reasonCode extension.
+struct RevokedEntry {
+  std::uint64_t serial = 0;
+  std::time_t revoked_at = 0;
+  std::optional<int> reason;
+};
+
 struct CrlSpec {
-  std::vector<std::uint64_t> revoked_serials;
+  std::vector<std::uint64_t> revoked_serials;  // revoked at last_update, without a reason
+  std::vector<RevokedEntry> revoked;
   std::chrono::seconds last_update = -std::chrono::hours(1);  // offsets from now
   std::chrono::seconds next_update = std::chrono::days(7);    // in the past: a stale CRL
   std::uint64_t crl_number = 1;
@@ -86,13 +98,25 @@ std::uint64_t serial_of(const X509& cert);
 std::string to_pem(const X509& cert);
 std::string to_pem(const X509_CRL& crl);
 std::string private_key_to_pem(const EVP_PKEY& key);  // unencrypted PKCS#8
+std::string private_key_to_der(const EVP_PKEY& key);  // unencrypted PKCS#8, DER (pgJDBC's .pk8)
+// A PKCS#12 bundle of the key, its certificate and `chain` (OpenSSL 3's defaults: AES-256-CBC
+// with PBKDF2, an HMAC-SHA-256 MAC), which Java 8u301+ and .NET read.
+std::string to_pkcs12(const Credential& credential, const std::vector<const X509*>& chain,
+                      const std::string& friendly_name, const std::string& password);
 
 // Writes the certificates in order (leaf first, then intermediates).
 void write_certificates(const std::string& path, const std::vector<const X509*>& chain);
 void write_private_key(const std::string& path, const EVP_PKEY& key);  // mode 0600
 void write_crl(const std::string& path, const X509_CRL& crl);
+// Writes `content` to a temporary file beside `path` with `mode`, then renames it over `path`:
+// a reader sees the old file or the new one, never half of one.
+void write_file_atomically(const std::string& path, const std::string& content, unsigned mode);
 
 Certificate read_certificate(const std::string& path);  // the first certificate in a PEM file
 Key read_private_key(const std::string& path);
+// Every certificate in a file: PEM (any number) or a single DER certificate. Empty: none.
+std::vector<Certificate> read_certificates(const std::string& path);
+// The CRL in a file, PEM or DER; null if the file holds none.
+Crl read_crl_if_any(const std::string& path);
 
 }  // namespace pgmtls::auth::pki

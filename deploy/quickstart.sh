@@ -52,31 +52,18 @@ mkdir -p "$dir/pki"
 pki="$dir/pki"
 
 say "3/6 dev PKI in $pki (ECDSA P-256)"
-if [ ! -f "$pki/client.crt" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
-    -subj "/CN=pgmtls quickstart CA" -keyout "$pki/ca.key" -out "$pki/ca.crt" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    2>/dev/null
-  issue() {  # name subject extensions
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" \
-      -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
-    printf '%s\n' "$3" >"$pki/$1.ext"
-    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
-      -CAcreateserial -days 30 -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
-    rm -f "$pki/$1.csr" "$pki/$1.ext"
-    chmod 600 "$pki/$1.key"
-  }
-  issue server "/CN=localhost" "basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1"
-  issue client "/CN=$app_role" "basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=clientAuth"
+[ -f "$pki/ca/ca.key" ] ||
+  "$pgmtls" pki init-ca --ca "$pki/ca" --cn "pgmtls quickstart CA" --days 365
+# Issued afresh when missing or within two days of expiring; the CRL is re-signed on every run
+# (pgmtls refuses clients once a CRL is past its nextUpdate).
+if ! "$pgmtls" pki expiry --warn-days 2 "$pki/server.crt" "$pki/client.crt" >/dev/null 2>&1; then
+  "$pgmtls" pki issue-server --ca "$pki/ca" --cn localhost --ip 127.0.0.1 --days 30 \
+    --out "$pki/server"
+  "$pgmtls" pki issue-client --ca "$pki/ca" --cn "$app_role" --email "$app_role@example.com" \
+    --days 30 --out "$pki/client"
 fi
-echo "CA:     $pki/ca.crt"
-echo "server: $(openssl x509 -in "$pki/server.crt" -noout -subject)"
-echo "client: $(openssl x509 -in "$pki/client.crt" -noout -subject)"
+"$pgmtls" pki crl --ca "$pki/ca" >/dev/null
+"$pgmtls" pki expiry --warn-days 2 "$pki"
 
 say "4/6 PostgreSQL 15 on 127.0.0.1:$pg_port (trust from 127.0.0.1 only: pgmtls is its only client)"
 if [ ! -f "$dir/pgdata/PG_VERSION" ]; then
@@ -99,7 +86,8 @@ workers: 2
 tls:
   cert_file: pki/server.crt
   key_file: pki/server.key
-  ca_file: pki/ca.crt
+  ca_file: pki/ca/ca.crt
+  crl_file: pki/ca/crl.pem
 map: certs
 maps:
   certs:
@@ -122,7 +110,7 @@ grep "listening on" "$dir/run/pgmtls.log"
 
 say "6/6 psql through pgmtls, sslmode=verify-full with a client certificate"
 conninfo="host=localhost port=$proxy_port dbname=postgres user=$app_role sslmode=verify-full \
-sslrootcert=$pki/ca.crt sslcert=$pki/client.crt sslkey=$pki/client.key"
+sslrootcert=$pki/ca/ca.crt sslcert=$pki/client.crt sslkey=$pki/client.key"
 echo "\$ psql \"$conninfo\" -c 'SELECT current_user, ...'"
 psql "$conninfo" -c "SELECT current_user, inet_server_port() AS backend_port, version()"
 echo

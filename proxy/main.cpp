@@ -3,6 +3,7 @@
 //   pgmtls check --config FILE   validate the config and everything it names, then exit
 //   pgmtls map-test --config FILE --cert CERT --user ROLE [--database DB] [--address IP]
 //   pgmtls iam-token --host H [--port P] [--region R] --user U [--profile NAME]
+//   pgmtls pki COMMAND ...       a small CA (proxy/pki_command.h)
 
 #include <spdlog/spdlog.h>
 
@@ -20,6 +21,7 @@
 #include "proxy/iam_token.h"
 #include "proxy/logging.h"
 #include "proxy/map_test.h"
+#include "proxy/pki_command.h"
 #include "proxy/server.h"
 #include "proxy/snapshot.h"
 
@@ -34,6 +36,8 @@ constexpr const char* kUsage =
     "                       [--address IP]   explain whether a certificate may connect\n"
     "       pgmtls iam-token --host HOST [--port 5432] [--region R] --user ROLE [--profile P]\n"
     "                                    print an RDS IAM auth token\n"
+    "       pgmtls pki COMMAND ...       a small CA: init-ca, issue-server, issue-client,\n"
+    "                                    revoke, crl, inspect, expiry (pgmtls pki --help)\n"
     "       pgmtls --version\n";
 
 void print_errors(const config::Diagnostics& errors) {
@@ -130,6 +134,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string_view command = argv[1];
+  if (command == "pki") return proxy::run_pki(argc - 2, argv + 2);
   std::map<std::string, std::string, std::less<>> options;
   for (int i = 2; i < argc; i += 2) {
     const std::string_view name = argv[i];

@@ -50,6 +50,7 @@ class PostgresServer {
   std::optional<std::string> exec(const std::string& sql) const;
   void create_login_role(const std::string& name) const;
   std::string log() const;  // the server's stderr so far
+  const std::string& data_dir() const { return data_dir_; }
 
  private:
   bool start_on_free_port(std::string& failure);

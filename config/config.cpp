@@ -1037,8 +1037,9 @@ class Loader {
                auto v = scalar(n, "cancel.peers[].address");
                if (!v) return;
                std::string why;
-               auto addr = parse_listen_address(*v, why);
+               auto addr = parse_host_port(*v, true, why);
                if (!addr || addr->port == 0) {
+                 has_address = true;  // present, if wrong: one message is enough
                  error(n, "invalid cancel.peers[].address \"" + *v +
                               "\": " + (addr ? "the port must not be 0" : why));
                  return;
@@ -1162,7 +1163,25 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+// A DNS name as RFC 1123 allows it: letters, digits, hyphens and dots, at most 253 characters.
+bool is_host_name(std::string_view name) {
+  if (name.empty() || name.size() > 253 || name.front() == '.' || name.front() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
+  });
+}
+
+}  // namespace
+
 std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string& error) {
+  return parse_host_port(text, false, error);
+}
+
+std::optional<ListenAddress> parse_host_port(std::string_view text, bool allow_names,
+                                             std::string& error) {
   std::string host;
   std::string_view port_text;
   if (text.starts_with('[')) {
@@ -1187,8 +1206,10 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text, std::st
     host = std::string(text.substr(0, colon));
     port_text = text.substr(colon + 1);
     in_addr a4{};
-    if (inet_pton(AF_INET, host.c_str(), &a4) != 1) {
-      error = "\"" + host + "\" is not an IPv4 address (write IPv6 as [addr]:port)";
+    if (inet_pton(AF_INET, host.c_str(), &a4) != 1 && !(allow_names && is_host_name(host))) {
+      error = "\"" + host + "\" is not an IPv4 address" +
+              (allow_names ? std::string(" or a host name") : std::string()) +
+              " (write IPv6 as [addr]:port)";
       return std::nullopt;
     }
   }

@@ -180,7 +180,7 @@ struct KeepaliveConfig {
 // Cancel requests between pgmtls instances behind one load balancer.
 struct PeerConfig {
   unsigned id = 0;
-  ListenAddress address;  // the peer's client listener
+  ListenAddress address;  // the peer's client listener; host may be a DNS name, resolved per use
 };
 struct CancelConfig {
   unsigned instance_id = 0;  // 0-255, unique among the instances; carried in every cancel key
@@ -261,5 +261,8 @@ std::string_view to_string(CertificateEventAction action);
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 // "host:port" or "[v6]:port" with an IP literal host.
 std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string& error);
+// host:port where host may also be a DNS name when `allow_names` (resolved when used).
+std::optional<ListenAddress> parse_host_port(std::string_view text, bool allow_names,
+                                             std::string& error);
 
 }  // namespace pgmtls::config

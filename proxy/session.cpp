@@ -537,9 +537,9 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     const std::string where = "peer " + std::to_string(peer.id) + " at " + peer.address.host + ":" +
                               std::to_string(peer.address.port);
     backend_name_ = where;
-    error_code ec;
-    const tcp::endpoint endpoint(asio::ip::make_address(peer.address.host, ec), peer.address.port);
-    if (!ec) ec = co_await connect_backend_socket({endpoint});
+    // A name (a Kubernetes headless service's, say) is resolved for every cancel: peers move.
+    auto [ec, endpoints] = co_await resolve(peer.address.host, peer.address.port);
+    if (!ec) ec = co_await connect_backend_socket(endpoints);
     std::uint8_t answer = 0;
     if (!ec) {
       std::tie(ec, std::ignore) =
@@ -748,20 +748,10 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     backend_name_ = host + ":" + std::to_string(port);
     backend_started_ = std::chrono::steady_clock::now();
 
-    std::vector<tcp::endpoint> endpoints;
-    error_code ec;
-    const auto address = asio::ip::make_address(host, ec);
-    if (!ec) {
-      endpoints.emplace_back(address, port);
-    } else {
-      tcp::resolver resolver(client_.get_executor());
-      auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
-      if (rec) {
-        try_next_host_ = true;
-        co_return co_await backend_unavailable("cannot resolve " + host + ": " + rec.message());
-      }
-      for (const auto& r : results)
-        endpoints.push_back(r.endpoint());
+    auto [ec, endpoints] = co_await resolve(host, port);
+    if (ec) {
+      try_next_host_ = true;
+      co_return co_await backend_unavailable("cannot resolve " + host + ": " + ec.message());
     }
 
     ec = co_await connect_backend_socket(endpoints);
@@ -782,6 +772,23 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     set_keepalives(backend_, snap_->config.tcp_keepalives);
     const bool ok = co_await negotiate_backend_tls();
     co_return ok;
+  }
+
+  // An IP literal as it is, a name through the system's resolver (every address it returns).
+  asio::awaitable<std::tuple<error_code, std::vector<tcp::endpoint>>> resolve(
+      const std::string& host, std::uint16_t port) {
+    std::vector<tcp::endpoint> endpoints;
+    error_code ec;
+    const auto address = asio::ip::make_address(host, ec);
+    if (!ec) {
+      endpoints.emplace_back(address, port);
+      co_return std::make_tuple(ec, std::move(endpoints));
+    }
+    tcp::resolver resolver(client_.get_executor());
+    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
+    for (const auto& r : results)
+      endpoints.push_back(r.endpoint());
+    co_return std::make_tuple(rec, std::move(endpoints));
   }
 
   // backend_ connected to the first of `endpoints` that answers, within the backend's

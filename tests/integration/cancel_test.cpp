@@ -307,17 +307,21 @@ class PeerCancelTest : public CancelTest {
     postgres_->exec("CREATE ROLE alice LOGIN;");
     write_text_file(pki_->dir() + "/peer.secret", std::string(kPeerSecret) + "\n", 0600);
     const std::uint16_t port_a = free_port(), port_b = free_port();
-    auto config = [&](unsigned id, std::uint16_t own, unsigned peer, std::uint16_t peer_port) {
+    // Instance 2 names its peer by host name (resolved for each cancel), instance 1 by address.
+    auto config = [&](unsigned id, std::uint16_t own, unsigned peer, std::uint16_t peer_port,
+                      const std::string& peer_host) {
       ProxyConfig c = base_proxy_config(*pki_, postgres_->port());
       c.listen = "127.0.0.1:" + std::to_string(own);
       c.extra_yaml = "cancel:\n  instance_id: " + std::to_string(id) +
                      "\n  peer_secret_file: " + pki_->dir() +
                      "/peer.secret\n  peers:\n    - { id: " + std::to_string(peer) +
-                     ", address: \"127.0.0.1:" + std::to_string(peer_port) + "\" }\n";
+                     ", address: \"" + peer_host + ":" + std::to_string(peer_port) + "\" }\n";
       return c.to_yaml();
     };
-    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/a.yaml", config(1, port_a, 2, port_b));
-    b_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/b.yaml", config(2, port_b, 1, port_a));
+    proxy_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/a.yaml",
+                                             config(1, port_a, 2, port_b, "127.0.0.1"));
+    b_ = std::make_unique<PgmtlsProcess>(pki_->dir() + "/b.yaml",
+                                         config(2, port_b, 1, port_a, "localhost"));
   }
   void TearDown() override {
     if (HasFailure() && b_) std::cerr << "instance 2 log:\n" << b_->log_text();
@@ -359,7 +363,7 @@ TEST_F(PeerCancelTest, ACancelLandingOnTheOtherInstanceIsForwardedToTheOwner) {
                    .count()
             << " us\n";
   EXPECT_TRUE(
-      b_->wait_for_log({"reason=cancel_forwarded", "to peer 1 at 127.0.0.1:"}, kLogTimeout));
+      b_->wait_for_log({"reason=cancel_forwarded", "to peer 1 at localhost:"}, kLogTimeout));
   EXPECT_TRUE(
       proxy_->wait_for_log({"reason=cancel_forwarded", "in plaintext (from peer 2)"}, kLogTimeout));
 }

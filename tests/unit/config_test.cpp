@@ -403,13 +403,15 @@ TEST(ConfigText, CancelPeersAndLifecycleSettings) {
   const auto ok = load_config_text(
       base + "cancel:\n  instance_id: 3\n  peer_secret_file: " + secret +
           "\n  peers:\n    - { id: 4, address: \"10.0.0.4:6432\" }\n"
+          "    - { id: 5, address: \"pgmtls-5.pgmtls-peers.db.svc:6432\" }\n"
           "idle_timeout: 0\nshutdown_timeout: 5s\non_revocation: terminate\nwatch_interval: off\n",
       "t.yaml", dir);
   ASSERT_TRUE(ok.ok()) << all_errors(ok);
   EXPECT_EQ(ok.config->cancel.instance_id, 3u);
   EXPECT_EQ(ok.config->cancel.peer_secret, std::string(40, 'k'));
-  ASSERT_EQ(ok.config->cancel.peers.size(), 1u);
+  ASSERT_EQ(ok.config->cancel.peers.size(), 2u);
   EXPECT_EQ(ok.config->cancel.peers[0].address.port, 6432);
+  EXPECT_EQ(ok.config->cancel.peers[1].address.host, "pgmtls-5.pgmtls-peers.db.svc");
   EXPECT_EQ(ok.config->on_revocation, CertificateEventAction::terminate);
   EXPECT_EQ(ok.config->watch_interval.count(), 0);
 
@@ -425,8 +427,11 @@ TEST(ConfigText, CancelPeersAndLifecycleSettings) {
            "\n  peers:\n    - { id: 1, address: \"10.0.0.4:6432\" }\n    - { id: 1, address: "
            "\"10.0.0.5:6432\" }\n",
        "lists id 1 twice"},
-      {"cancel:\n  peer_secret_file: " + secret + "\n  peers:\n    - { id: 1, address: host:1 }\n",
-       "invalid cancel.peers[].address"},
+      {"cancel:\n  peer_secret_file: " + secret + "\n  peers:\n    - { id: 1, address: host }\n",
+       "invalid cancel.peers[].address \"host\": expected host:port"},
+      {"cancel:\n  peer_secret_file: " + secret +
+           "\n  peers:\n    - { id: 1, address: \"bad_name!:1\" }\n",
+       "is not an IPv4 address or a host name"},
       {"on_expiry: sometimes\n", "on_expiry must be keep or terminate"},
       {"idle_timeout: -1s\n", "idle_timeout must be a duration"},
       {"log:\n  format: xml\n", "log.format must be text or json"},

@@ -21,6 +21,8 @@ packages=(
   pgbouncer gnuplot-nox
   # the real-client matrix in the integration tests (tests/integration/clients_test.cpp)
   python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless
+  # deploy/tests/check_deploy.sh: parses the YAML under deploy/ (Kubernetes manifests)
+  python3-yaml
 )
 
 missing=()

@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -34,18 +36,21 @@ constexpr const char* kPkiUsage =
     "  init-ca      --ca DIR [--cn NAME] [--org O] [--key ec|rsa|rsa2048|rsa3072|rsa4096]\n"
     "               [--days 3650] [--crl-days 30]\n"
     "               a new CA in DIR: ca.crt, ca.key (0600), ca.db, crl.pem\n"
-    "  issue-server --ca DIR --cn NAME [--dns NAME]... [--ip ADDR]... [--days 397] [--key K]\n"
-    "               --out PREFIX     PREFIX.crt and PREFIX.key; the CN is also a SAN\n"
+    "  issue-server --ca DIR --cn NAME [--dns NAME]... [--ip ADDR]... [--org O] [--days 397]\n"
+    "               [--key K] --out PREFIX     PREFIX.crt and PREFIX.key; the CN is also a SAN\n"
     "  issue-client --ca DIR --cn NAME [--email E]... [--dns D]... [--uri U]... [--org O]\n"
     "               [--days 365] [--key K] --out PREFIX [--pkcs12-password-file FILE]\n"
-    "               PREFIX.crt, PREFIX.key (PEM), PREFIX.pk8 (DER, for JDBC), PREFIX.p12\n"
+    "               PREFIX.crt, PREFIX.key (PEM), PREFIX.pk8 (DER, for JDBC), and with a\n"
+    "               password file PREFIX.p12 (PKCS#12, its first line the password)\n"
     "  revoke       --ca DIR (--serial HEX | --cert FILE) [--reason NAME] [--crl-days 30]\n"
     "               record the revocation and write a new DIR/crl.pem\n"
     "  crl          --ca DIR [--crl-days 30]   write a new DIR/crl.pem (run before nextUpdate)\n"
     "  inspect      [--json] FILE...   certificates and CRLs: subject, issuer, SANs, serial,\n"
     "               SHA-256 fingerprint, validity\n"
-    "  expiry       [--warn-days 30] [--json] PATH...   certificates and CRLs in files and\n"
-    "               directories; exit 0 ok, 1 warning, 2 expired or stale, 3 unreadable\n";
+    "  expiry       [--warn-days 30] [--crl-warn-days 7] [--json] PATH...   certificates\n"
+    "               and CRLs in files and directories (recursive; files that are neither, or\n"
+    "               that cannot be read, in a directory are skipped); exit 0 ok, 1 warning,\n"
+    "               2 expired, not yet valid or stale, 3 unreadable or bad arguments\n";
 
 // ---- arguments ----
 
@@ -191,10 +196,11 @@ std::optional<std::time_t> to_time_t(const ASN1_TIME* time) {
   return ::timegm(&tm);
 }
 
-// Whole days from now until `t`, rounded down (negative once past).
+// Days from now until `t`, to the nearest whole day (negative once past), for display: a
+// certificate issued for 365 days shows 365, not 364, a second later.
 long long days_left(std::time_t t, std::time_t now) {
-  const long long seconds = static_cast<long long>(t) - static_cast<long long>(now);
-  return seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
+  const double seconds = static_cast<double>(t) - static_cast<double>(now);
+  return std::llround(seconds / 86400.0);
 }
 
 std::string json_string(std::string_view text) {
@@ -318,8 +324,8 @@ int init_ca(const Arguments& args) {
 
 // Writes PREFIX.crt and PREFIX.key and prints what was issued.
 void write_leaf(const std::string& prefix, const pki::Credential& issued) {
-  pki::write_certificates(prefix + ".crt", {issued.cert.get()});
-  pki::write_private_key(prefix + ".key", *issued.key);
+  pki::write_file_atomically(prefix + ".crt", pki::to_pem(*issued.cert), 0644);
+  pki::write_file_atomically(prefix + ".key", pki::private_key_to_pem(*issued.key), 0600);
   std::string ignored;
   const auto id = auth::extract_identity(issued.cert.get(), ignored);
   const auto not_after = to_time_t(X509_get0_notAfter(issued.cert.get()));
@@ -414,7 +420,8 @@ int revoke(const Arguments& args) {
   std::optional<int> reason;
   if (args.has("reason")) {
     reason = pki::crl_reason_from_name(args.get("reason"));
-    if (!reason) {
+    // removeFromCRL belongs in delta CRLs only (RFC 5280, 5.3.1), which this CA does not make.
+    if (!reason || *reason == CRL_REASON_REMOVE_FROM_CRL) {
       throw UsageError(
           "--reason must be one of unspecified, keyCompromise, cACompromise, "
           "affiliationChanged, superseded, cessationOfOperation, certificateHold, "
@@ -422,9 +429,11 @@ int revoke(const Arguments& args) {
     }
   }
   const auto record = ca.revoke(serial, reason, days_option(args, "crl-days", 30));
-  std::printf("revoked %s (%s) at %s\n", record.subject.c_str(),
-              reason ? std::string(pki::crl_reason_name(*reason)).c_str() : "no reason given",
-              format_time(*record.revoked_at).c_str());
+  // A serial revoked before keeps its first time and reason: say which stand.
+  std::printf(
+      "revoked %s (%s) at %s\n", record.subject.c_str(),
+      record.reason ? std::string(pki::crl_reason_name(*record.reason)).c_str() : "no reason given",
+      format_time(*record.revoked_at).c_str());
   print_crl_written(ca, *pki::read_crl_if_any(ca.path("crl.pem")));
   return 0;
 }
@@ -538,13 +547,19 @@ int inspect(const Arguments& args) {
   int status = 0;
   for (const auto& path : args.positional) {
     std::size_t found = 0;
-    for (auto& cert : pki::read_certificates(path)) {
-      outputs.push_back(certificate_text(cert.get(), path, json, now));
-      ++found;
-    }
-    if (auto crl = pki::read_crl_if_any(path)) {
-      outputs.push_back(crl_text(crl.get(), path, json, now));
-      ++found;
+    try {
+      for (auto& cert : pki::read_certificates(path)) {
+        outputs.push_back(certificate_text(cert.get(), path, json, now));
+        ++found;
+      }
+      if (auto crl = pki::read_crl_if_any(path)) {
+        outputs.push_back(crl_text(crl.get(), path, json, now));
+        ++found;
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "pgmtls pki inspect: %s\n", e.what());
+      status = 1;
+      continue;
     }
     if (found == 0) {
       std::fprintf(stderr, "pgmtls pki inspect: %s: no certificate or CRL (PEM or DER)\n",
@@ -594,6 +609,9 @@ bool worth_reading(const std::filesystem::directory_entry& entry) {
 int expiry(const Arguments& args) {
   if (args.positional.empty()) throw UsageError("name at least one file or directory");
   const long long warn_days = integer_option(args, "warn-days", 30, 0, 36500);
+  // CRLs are re-signed often (pgmtls pki crl: 30 days by default, from a daily job), so a
+  // shorter warning: one that fires means the job has not run for weeks.
+  const long long crl_warn_days = integer_option(args, "crl-warn-days", 7, 0, 36500);
   const bool json = args.has("json");
   const std::time_t now = std::time(nullptr);
   int worst = kOk;
@@ -611,7 +629,7 @@ int expiry(const Arguments& args) {
     } else if (*item.not_after <= now) {
       status = kCritical;
       state = item.kind == "crl" ? "stale" : "expired";
-    } else if (left < warn_days) {
+    } else if (*item.not_after - now < (item.kind == "crl" ? crl_warn_days : warn_days) * 86400) {
       status = kWarning;
       state = "warning";
     }
@@ -659,11 +677,13 @@ int expiry(const Arguments& args) {
     if (ec) unreadable(path, ec.message());
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
+      // A file this user may not read (a private key, the CA database) holds nothing to check.
+      if (::access(file.c_str(), R_OK) != 0) continue;
       try {
         for (const auto& item : items_in(file))
           report(item);
       } catch (const std::exception& e) {
-        unreadable(file, e.what());  // unreadable (permissions): say so, go on
+        unreadable(file, e.what());
       }
     }
   }
@@ -727,7 +747,8 @@ int run_pki(int argc, char** argv) {
       return inspect(parse_arguments(command, argc - 1, argv + 1, {json}, true));
     }
     if (command == "expiry") {
-      return expiry(parse_arguments(command, argc - 1, argv + 1, {{"warn-days"}, json}, true));
+      return expiry(parse_arguments(command, argc - 1, argv + 1,
+                                    {{"warn-days"}, {"crl-warn-days"}, json}, true));
     }
     std::fprintf(stderr, "pgmtls pki: unknown command \"%s\"\n", argv[0]);
     std::fputs(kPkiUsage, stderr);

@@ -205,7 +205,13 @@ TEST_F(PkiCommandTest, CaDatabaseRecordsIssuesRevocationsAndCrlNumbers) {
   EXPECT_THAT(r.output, HasSubstr("was not issued by the CA"));
   r = pki({"revoke", "--ca", path("ca"), "--serial", hex, "--reason", "tired"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_EQ(auth::pki::CaDirectory::open(path("ca")).database().crl_number, 3u);
+  r = pki({"revoke", "--ca", path("ca"), "--serial", hex, "--reason", "removeFromCRL"});
+  EXPECT_EQ(r.exit_code, 2);  // delta CRLs only
+  // Revoking again keeps, and reports, the first reason.
+  r = pki({"revoke", "--ca", path("ca"), "--serial", hex, "--reason", "superseded"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("(keyCompromise)"));
+  EXPECT_EQ(auth::pki::CaDirectory::open(path("ca")).database().crl_number, 4u);
 }
 
 TEST_F(PkiCommandTest, ConcurrentIssuesAreAllRecorded) {
@@ -258,6 +264,11 @@ TEST_F(PkiCommandTest, InspectPrintsWhatOpensslSees) {
   auto r = pki({"inspect", path("client.key")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("no certificate or CRL"));
+  // A missing file is reported; the others are still shown.
+  r = pki({"inspect", path("missing.crt"), path("server.crt")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("missing.crt"));
+  EXPECT_THAT(r.output, HasSubstr("subject      CN=localhost"));
 }
 
 TEST_F(PkiCommandTest, ExpiryExitCodesFollowTheWorstFile) {
@@ -267,7 +278,14 @@ TEST_F(PkiCommandTest, ExpiryExitCodesFollowTheWorstFile) {
   std::filesystem::copy(path("client.crt"), path("certs/client.crt"));
   write_text_file(path("certs/README"), "not a certificate\n");
 
-  auto r = pki({"expiry", "--warn-days", "30", path("certs")});
+  // A fresh CA directory (30-day CRL) passes with the defaults, though its key is skipped
+  // when unreadable and its files that are no certificate are ignored.
+  auto r = pki({"expiry", path("ca")});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("CRL of CN=Test CA"));
+  r = pki({"expiry", "--crl-warn-days", "31", path("ca")});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  r = pki({"expiry", "--warn-days", "30", path("certs")});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("certs/client.crt  CN=app_user"));
   EXPECT_THAT(r.output, Not(HasSubstr("README")));

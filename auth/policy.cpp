@@ -94,6 +94,20 @@ bool matches_interfaces(const Ip& ip, bool same_net) {
   return found;
 }
 
+bool address_matches(const HbaAddress& a, const Ip& ip) {
+  switch (a.kind) {
+    case HbaAddress::Kind::all:
+      return true;
+    case HbaAddress::Kind::cidr:
+      return in_network(ip, a.v6, a.addr, a.mask);
+    case HbaAddress::Kind::samehost:
+      return matches_interfaces(ip, false);
+    case HbaAddress::Kind::samenet:
+      return matches_interfaces(ip, true);
+  }
+  return false;
+}
+
 std::string names_text(const std::vector<HbaName>& names) {
   std::string out;
   for (const auto& n : names)
@@ -250,23 +264,9 @@ Verdict Policy::evaluate(const AccessRequest& request, const CertificateIdentity
         break;
     }
 
-    const HbaAddress& a = rule.address;
-    bool address_ok = true;
-    switch (a.kind) {
-      case HbaAddress::Kind::all:
-        break;
-      case HbaAddress::Kind::cidr:
-        address_ok = in_network(ip, a.v6, a.addr, a.mask);
-        break;
-      case HbaAddress::Kind::samehost:
-        address_ok = matches_interfaces(ip, false);
-        break;
-      case HbaAddress::Kind::samenet:
-        address_ok = matches_interfaces(ip, true);
-        break;
-    }
-    if (!address_ok) {
-      skip(rule, "client address " + ip_text(request.address) + " does not match " + a.text);
+    if (!address_matches(rule.address, ip)) {
+      skip(rule,
+           "client address " + ip_text(request.address) + " does not match " + rule.address.text);
       continue;
     }
 
@@ -434,6 +434,10 @@ Verdict Policy::decide_cert(const HbaRule& rule, const AccessRequest& request,
                                 : "; lines matching this identity:" + offered);
   }
   return v;
+}
+
+bool address_matches(const config::HbaAddress& pattern, const boost::asio::ip::address& address) {
+  return address_matches(pattern, to_ip(address));
 }
 
 }  // namespace pgmtls::auth

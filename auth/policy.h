@@ -96,4 +96,8 @@ class Policy {
 std::vector<std::string> identity_values(const CertificateIdentity& cert,
                                          config::IdentitySource source);
 
+// Whether `address` matches a pg_hba address column (all, samehost, samenet, CIDR); an
+// IPv4-mapped IPv6 address counts as its IPv4 address.
+bool address_matches(const config::HbaAddress& pattern, const boost::asio::ip::address& address);
+
 }  // namespace pgmtls::auth

@@ -2,9 +2,14 @@
 
 #include <arpa/inet.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509_vfy.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -23,7 +28,7 @@ constexpr const char* kDefaultTls12Ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-// The ALPN protocol name PostgreSQL 17 registers; selected when a client offers it.
+// The ALPN protocol name PostgreSQL 17 registers.
 constexpr unsigned char kAlpnPostgresql[] = {'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l'};
 
 int protocol_version(const std::string& name) {
@@ -32,7 +37,19 @@ int protocol_version(const std::string& name) {
   return 0;
 }
 
-int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+int direct_tls_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+DirectTls* direct_tls_of(SSL* ssl) {
+  return static_cast<DirectTls*>(SSL_get_ex_data(ssl, direct_tls_index()));
+}
+
+// PostgreSQL 17's rule: "postgresql" is selected when offered. A direct TLS connection must
+// offer it (the ClientHello is all the server knows of the client); after an SSLRequest it is
+// optional, so a client offering only other protocols is served without ALPN there.
+int select_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                 unsigned int inlen, void*) {
   for (unsigned int i = 0; i < inlen;) {
     const unsigned int len = in[i];
@@ -44,7 +61,27 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
     }
     i += 1 + len;
   }
+  if (DirectTls* direct = direct_tls_of(ssl)) {
+    direct->refused = "the client offered ALPN protocols, but not \"postgresql\"";
+    return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol
+  }
   return SSL_TLSEXT_ERR_NOACK;
+}
+
+// Runs first on every ClientHello: a direct TLS one without the ALPN extension is refused before
+// any certificate work (the ALPN callback is not even called without the extension).
+int check_client_hello(SSL* ssl, int* alert, void*) {
+  DirectTls* direct = direct_tls_of(ssl);
+  if (direct == nullptr) return SSL_CLIENT_HELLO_SUCCESS;
+  const unsigned char* ext = nullptr;
+  std::size_t len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
+                                &len) == 1) {
+    return SSL_CLIENT_HELLO_SUCCESS;
+  }
+  direct->refused = "the client offered no ALPN (direct TLS needs \"postgresql\")";
+  *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+  return SSL_CLIENT_HELLO_ERROR;
 }
 
 // Adds every CRL in a PEM file to the store; returns how many, or -1 after reporting an error.
@@ -111,24 +148,36 @@ int note_verify_failure(int preverify_ok, X509_STORE_CTX* store) {
 
 // ---- TLS 1.3 session resumption ----
 //
-// Tickets are encrypted and authenticated with keys OpenSSL makes for each SSL_CTX, and every
-// reload builds a new SSL_CTX: a ticket is only ever accepted by the configuration (CA bundle,
-// CRLs) whose verification it records, and a reload invalidates every ticket. What can change
-// while one SSL_CTX lives is time, so the ticket carries, in its authenticated application data,
-// when the certificate was verified, when the first certificate of its verified chain expires and
-// the SHA-256 of the chain's CA certificates (the issuer rules need them, and a resumed session has
-// no verified chain). A ticket is honoured only while all of that still holds and every CRL is
-// still current; otherwise the client gets a full handshake and a full verification.
+// Tickets are encrypted and authenticated with keys OpenSSL makes for each SSL_CTX, or with the
+// keys of tls.session_ticket_key_file, which several instances share and which outlive reloads.
+// A ticket records, in its authenticated application data, a digest of the trust configuration
+// (every CA certificate and CRL) it was verified against: one is only ever accepted where that
+// configuration is the same, so a new CRL or CA bundle ends every ticket made before it, on every
+// instance, and a revocation takes effect for resumed clients too. What can change while one
+// configuration lives is time, so the ticket also carries when the certificate was verified, when
+// the first certificate of its verified chain expires and the SHA-256 of the chain's CA
+// certificates (the issuer rules need them, and a resumed session has no verified chain). A ticket
+// is honoured only while all of that still holds and every CRL is still current; otherwise the
+// client gets a full handshake and a full verification.
 
-// Ticket data: version (1 byte), verified and expires (Unix seconds, 8 bytes big-endian each),
-// then the CA fingerprints as 64 hex digits each.
-constexpr unsigned char kTicketDataVersion = 1;
-constexpr std::size_t kTicketHeader = 17;
+// Ticket data: version (1 byte), verified and expires (Unix seconds, 8 bytes big-endian each), the
+// trust digest (32 bytes), then the CA fingerprints as 64 hex digits each.
+constexpr unsigned char kTicketDataVersion = 2;
+constexpr std::size_t kTrustDigest = 32;
+constexpr std::size_t kTicketHeader = 17 + kTrustDigest;
 constexpr std::size_t kFingerprintHex = 64;
+
+struct TicketKey {
+  std::array<unsigned char, 16> name{};
+  std::array<unsigned char, 32> hmac{};
+  std::array<unsigned char, 32> aes{};
+};
 
 struct TicketPolicy {
   std::time_t lifetime = 0;          // seconds since the full handshake
   std::time_t crls_valid_until = 0;  // the earliest nextUpdate of the loaded CRLs; 0: none
+  std::array<unsigned char, kTrustDigest> trust_digest{};
+  std::vector<TicketKey> keys;  // from session_ticket_key_file, the first one current; or none
 };
 
 int ticket_policy_index() {
@@ -161,9 +210,13 @@ int make_ticket(SSL* ssl, void*) {
     const std::time_t t = asn1_time_to_unix(X509_get0_notAfter(sk_X509_value(chain, i)));
     if (i == 0 || t < expires) expires = t;
   }
+  const auto* policy = static_cast<const TicketPolicy*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_policy_index()));
+  if (policy == nullptr) return 0;
   std::string data(1, static_cast<char>(kTicketDataVersion));
   put_be64(data, static_cast<std::uint64_t>(std::time(nullptr)));
   put_be64(data, static_cast<std::uint64_t>(expires));
+  data.append(reinterpret_cast<const char*>(policy->trust_digest.data()), kTrustDigest);
   for (const std::string& fingerprint : verified_ca_fingerprints(ssl)) {
     if (fingerprint.size() != kFingerprintHex) return 0;
     data += fingerprint;
@@ -174,6 +227,7 @@ int make_ticket(SSL* ssl, void*) {
 struct TicketData {
   std::time_t verified = 0;
   std::time_t expires = 0;
+  std::array<unsigned char, kTrustDigest> trust_digest{};
   std::vector<std::string> ca_fingerprints;  // lower-case hex
 };
 
@@ -189,6 +243,7 @@ std::optional<TicketData> read_ticket_data(SSL_SESSION* session) {
   TicketData out;
   out.verified = static_cast<std::time_t>(get_be64(p + 1));
   out.expires = static_cast<std::time_t>(get_be64(p + 9));
+  std::copy(p + 17, p + 17 + kTrustDigest, out.trust_digest.begin());
   for (std::size_t at = kTicketHeader; at < len; at += kFingerprintHex)
     out.ca_fingerprints.emplace_back(reinterpret_cast<const char*>(p + at), kFingerprintHex);
   return out;
@@ -212,9 +267,64 @@ SSL_TICKET_RETURN accept_ticket(SSL* ssl, SSL_SESSION* session, const unsigned c
                     SSL_SESSION_get_protocol_version(session) == TLS1_3_VERSION &&
                     SSL_SESSION_get0_peer(session) != nullptr && now >= data->verified &&
                     now - data->verified < policy->lifetime && now < data->expires &&
-                    (policy->crls_valid_until == 0 || now < policy->crls_valid_until);
+                    (policy->crls_valid_until == 0 || now < policy->crls_valid_until) &&
+                    data->trust_digest == policy->trust_digest;
   if (!good) return SSL_TICKET_RETURN_IGNORE_RENEW;
   return status == SSL_TICKET_SUCCESS_RENEW ? SSL_TICKET_RETURN_USE_RENEW : SSL_TICKET_RETURN_USE;
+}
+
+// Encrypts new tickets with the first configured key and decrypts tickets made with any of them
+// (OpenSSL's ticket format: AES-256-CBC, HMAC-SHA-256). A ticket under an older key is renewed.
+int ticket_key_callback(SSL* ssl, unsigned char key_name[16], unsigned char iv[16],
+                        EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
+  const auto* policy = static_cast<const TicketPolicy*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_policy_index()));
+  if (policy == nullptr || policy->keys.empty()) return -1;
+  const TicketKey* key = nullptr;
+  if (encrypt == 1) {
+    key = &policy->keys.front();
+    std::memcpy(key_name, key->name.data(), key->name.size());
+    if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) return -1;
+  } else {
+    for (const auto& k : policy->keys) {
+      if (std::memcmp(key_name, k.name.data(), k.name.size()) == 0) key = &k;
+    }
+    if (key == nullptr) return 0;  // another key set's ticket: a full handshake
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(
+          OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac.data()), key->hmac.size()),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+  const int ok = encrypt == 1
+                     ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes.data(), iv)
+                     : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes.data(), iv);
+  if (ok != 1) return -1;
+  return encrypt == 1 || key == &policy->keys.front() ? 1 : 2;
+}
+
+// SHA-256 over the sorted SHA-256 digests of every CA certificate and CRL in the store: equal on
+// every instance with the same files, whatever their order.
+std::array<unsigned char, kTrustDigest> trust_digest(X509_STORE* store) {
+  std::vector<std::array<unsigned char, kTrustDigest>> digests;
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    X509_OBJECT* object = sk_X509_OBJECT_value(objects, i);
+    std::array<unsigned char, kTrustDigest> d{};
+    unsigned int len = 0;
+    if (X509* cert = X509_OBJECT_get0_X509(object)) {
+      X509_digest(cert, EVP_sha256(), d.data(), &len);
+    } else if (X509_CRL* crl = X509_OBJECT_get0_X509_CRL(object)) {
+      X509_CRL_digest(crl, EVP_sha256(), d.data(), &len);
+    }
+    digests.push_back(d);
+  }
+  std::sort(digests.begin(), digests.end());
+  std::array<unsigned char, kTrustDigest> out{};
+  EVP_Digest(digests.data(), digests.size() * kTrustDigest, out.data(), nullptr, EVP_sha256(),
+             nullptr);
+  return out;
 }
 
 }  // namespace
@@ -229,6 +339,10 @@ std::vector<std::string> verified_ca_fingerprints(SSL* ssl) {
       out.push_back(sha256_fingerprint(sk_X509_value(chain, i)));
   }
   return out;
+}
+
+void mark_direct_tls(SSL* ssl, DirectTls* state) {
+  SSL_set_ex_data(ssl, direct_tls_index(), state);
 }
 
 void record_verify_failure(SSL* ssl, std::string* out) {
@@ -355,7 +469,14 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
     // Stateless TLS 1.3 tickets, one per handshake; resumption always runs a fresh (EC)DHE
     // exchange (OpenSSL refuses psk_ke unless SSL_OP_ALLOW_NO_DHE_KEX). TLS 1.2 tickets, which
     // would not, are made (OpenSSL has no switch for only one version) but never accepted.
-    auto* policy = new TicketPolicy{static_cast<std::time_t>(lifetime), 0};
+    auto* policy = new TicketPolicy{static_cast<std::time_t>(lifetime), 0, trust_digest(store), {}};
+    for (const auto& raw : tls.session_ticket_keys) {
+      TicketKey key;
+      std::copy(raw.begin(), raw.begin() + 16, key.name.begin());
+      std::copy(raw.begin() + 16, raw.begin() + 48, key.hmac.begin());
+      std::copy(raw.begin() + 48, raw.end(), key.aes.begin());
+      policy->keys.push_back(key);
+    }
     for (const auto& crl : out.crls) {
       if (crl.next_update != 0 &&
           (policy->crls_valid_until == 0 || crl.next_update < policy->crls_valid_until)) {
@@ -366,6 +487,7 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
     SSL_CTX_set_timeout(ctx, static_cast<long>(lifetime));
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_session_ticket_cb(ctx, make_ticket, accept_ticket, nullptr);
+    if (!policy->keys.empty()) SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_callback);
     static constexpr unsigned char kSessionContext[] = {'p', 'g', 'm', 't', 'l', 's'};
     SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext);
   } else {
@@ -382,6 +504,7 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
   // verified during the handshake and a bad one fails it with the matching alert.
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, note_verify_failure);
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+  SSL_CTX_set_client_hello_cb(ctx, check_client_hello, nullptr);
 
   if (errors.size() != errors_before) return std::nullopt;
   return out;

@@ -51,6 +51,15 @@ bool configure_backend_ssl(SSL* ssl, const config::BackendTlsConfig& tls, const 
 // ticket after a resumption. Empty without a verified client certificate.
 std::vector<std::string> verified_ca_fingerprints(SSL* ssl);
 
+// A connection that began with a TLS ClientHello instead of an SSLRequest (PostgreSQL 17's
+// sslnegotiation=direct). Its handshake is refused, with TLS's no_application_protocol alert,
+// unless the client offers ALPN "postgresql"; `refused` then says why.
+struct DirectTls {
+  std::string refused;
+};
+// Marks `ssl` as a direct TLS connection; `state` must outlive the handshake.
+void mark_direct_tls(SSL* ssl, DirectTls* state);
+
 // Makes the verification of this connection's client certificate record, on the first failure,
 // which certificate failed and why ("depth 0 subject \"CN=...\": certificate has expired") into
 // `*out`. `out` must outlive the handshake.

@@ -248,6 +248,8 @@ class Loader {
                load_backends(n, cfg.backend);
              }},
             {"limits", [&](const YAML::Node& n) { load_limits(n, cfg.limits); }},
+            {"proxy_protocol",
+             [&](const YAML::Node& n) { load_proxy_protocol(n, cfg.proxy_protocol); }},
             {"tcp_keepalives",
              [&](const YAML::Node& n) { load_keepalives(n, cfg.tcp_keepalives); }},
             {"cancel", [&](const YAML::Node& n) { load_cancel(n, cfg.cancel); }},
@@ -351,11 +353,65 @@ class Loader {
                   error(n, "tls.session_ticket_lifetime must be whole seconds");
                 }
               }},
+             {"session_ticket_key_file",
+              [&](const YAML::Node& n) {
+                if (path(n, "tls.session_ticket_key_file", tls.session_ticket_key_file)) {
+                  load_ticket_keys(n, tls);
+                }
+              }},
          });
+    if (!tls.session_ticket_key_file.empty() && tls.session_ticket_lifetime.count() == 0) {
+      error(tls.session_ticket_key_file.where,
+            "tls.session_ticket_key_file needs tls.session_ticket_lifetime (tickets are off)");
+    }
     if (!node.IsMap()) return;
     require(node, "tls", "cert_file", node["cert_file"].IsDefined());
     require(node, "tls", "key_file", node["key_file"].IsDefined());
     require(node, "tls", "ca_file", node["ca_file"].IsDefined());
+  }
+
+  // One key per line as 160 hex digits; blank lines and # comments are skipped.
+  void load_ticket_keys(const YAML::Node& node, TlsConfig& tls) {
+    const std::string& file = tls.session_ticket_key_file.path;
+    std::string text;
+    if (!read_secret_file(file, text)) {
+      error(node, "cannot read tls.session_ticket_key_file \"" + file + "\"");
+      return;
+    }
+    int line_number = 0;
+    std::size_t at = 0;
+    while (at < text.size()) {
+      ++line_number;
+      std::size_t end = text.find('\n', at);
+      if (end == std::string::npos) end = text.size();
+      std::string_view line(text.data() + at, end - at);
+      at = end + 1;
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+        line.remove_suffix(1);
+      if (line.empty() || line.front() == '#') continue;
+      std::array<std::uint8_t, 80> key{};
+      bool ok = line.size() == 2 * key.size();
+      for (std::size_t i = 0; ok && i < key.size(); ++i) {
+        auto [ptr, ec] = std::from_chars(line.data() + 2 * i, line.data() + 2 * i + 2, key[i], 16);
+        ok = ec == std::errc() && ptr == line.data() + 2 * i + 2;
+      }
+      if (!ok) {
+        error(node, "tls.session_ticket_key_file " + file + ":" + std::to_string(line_number) +
+                        ": a key is 160 hex digits (openssl rand -hex 80)");
+        return;
+      }
+      for (const auto& other : tls.session_ticket_keys) {
+        if (std::equal(other.begin(), other.begin() + 16, key.begin())) {
+          error(node, "tls.session_ticket_key_file " + file + ":" + std::to_string(line_number) +
+                          ": two keys share a name (the first 16 bytes)");
+          return;
+        }
+      }
+      tls.session_ticket_keys.push_back(key);
+    }
+    if (tls.session_ticket_keys.empty()) {
+      error(node, "tls.session_ticket_key_file \"" + file + "\" holds no key");
+    }
   }
 
   void protocol_version(const YAML::Node& node, const std::string& key, std::string& out) {
@@ -943,6 +999,27 @@ class Loader {
 
   // The files and directories the path settings named, in the order read.
   std::vector<std::string> take_files() { return std::move(files_); }
+
+  void load_proxy_protocol(const YAML::Node& node, ProxyProtocolConfig& proxy) {
+    proxy.where = loc(node);
+    walk(node, "proxy_protocol", {{"trusted_sources", [&](const YAML::Node& n) {
+                                     if (!n.IsSequence() || n.size() == 0) {
+                                       error(n,
+                                             "proxy_protocol.trusted_sources must be a list of "
+                                             "addresses such as 10.0.0.0/8 or samenet");
+                                       return;
+                                     }
+                                     for (const auto& item : n) {
+                                       auto v = scalar(item, "proxy_protocol.trusted_sources[]");
+                                       if (!v) continue;
+                                       HbaAddress address;
+                                       if (parse_hba_address(ConfToken{*v, false, 1}, nullptr,
+                                                             loc(item), address, errors_)) {
+                                         proxy.trusted_sources.push_back(std::move(address));
+                                       }
+                                     }
+                                   }}});
+  }
 
   void load_limits(const YAML::Node& node, LimitsConfig& limits) {
     const unsigned kMax = 10'000'000;

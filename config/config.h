@@ -2,6 +2,7 @@
 // or every problem found, each as "file:line:col: reason".
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -50,6 +51,12 @@ struct TlsConfig {
   // Off by default, as in PostgreSQL: making a ticket costs OpenSSL 3.0 a second parse of the
   // client certificate (about a fifth of a full handshake), and libpq never resumes.
   std::chrono::milliseconds session_ticket_lifetime{0};
+  // Ticket keys shared by several instances (a client may resume on any of them) and kept over
+  // reloads: one key per line, 80 bytes as 160 hex digits (openssl rand -hex 80): a 16-byte name,
+  // a 32-byte HMAC-SHA-256 key, a 32-byte AES-256 key. The first line's key makes new tickets;
+  // every key listed is accepted. Without the file each configuration has its own random keys.
+  PathSetting session_ticket_key_file;
+  std::vector<std::array<std::uint8_t, 80>> session_ticket_keys;
   Location where;
 };
 
@@ -198,6 +205,15 @@ struct AdminConfig {
   PathSetting ca_file;
 };
 
+// PROXY protocol (v1 or v2) on the client listener. A connection from one of `trusted_sources`
+// (pg_hba address syntax: CIDR, samehost, samenet, all) must begin with a PROXY header, whose
+// source address then stands for the client everywhere: rules, limits, logs. Any other
+// connection must not send one. Empty: PROXY headers are never accepted.
+struct ProxyProtocolConfig {
+  std::vector<HbaAddress> trusted_sources;
+  Location where;
+};
+
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
   bool json = false;           // format: text (key=value lines) or json (one object per line)
@@ -239,6 +255,7 @@ struct Config {
   KeepaliveConfig tcp_keepalives;
   CancelConfig cancel;
   AdminConfig admin;
+  ProxyProtocolConfig proxy_protocol;
   LogConfig log;
 };
 

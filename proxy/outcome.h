@@ -43,6 +43,8 @@ inline constexpr std::string_view kTooManyHandshakes = "too_many_handshakes";   
 // Closed before its TLS handshake completed to make room for a new connection (max_handshakes).
 inline constexpr std::string_view kEvicted = "evicted";
 inline constexpr std::string_view kRateLimited = "rate_limited";  // address blocked, at accept
+// A PROXY protocol header missing, malformed, or sent from an address not trusted to send one.
+inline constexpr std::string_view kProxyProtocolError = "proxy_protocol_error";
 // pool_mode: transaction: no backend connection became free within query_wait_timeout.
 inline constexpr std::string_view kQueryWaitTimeout = "query_wait_timeout";
 
@@ -54,7 +56,7 @@ inline constexpr std::string_view kAll[] = {
     kNoIdentity, kMapDenied, kNoHbaEntry, kHbaReject, kIssuerMismatch, kBackendUnavailable,
     kBackendAuthFailed, kBackendTlsFailed, kBackendError, kBackendProtocolError, kServerShutdown,
     kIdleTimeout, kTooManyConnections, kTooManyHandshakes, kEvicted, kRateLimited,
-    kQueryWaitTimeout,
+    kQueryWaitTimeout, kProxyProtocolError,
     // auth::verify_reason
     "unknown_ca", "revoked", "expired", "not_yet_valid", "bad_purpose", "crl_unavailable",
     "crl_invalid", "bad_signature", "chain_too_long", "invalid_certificate"};

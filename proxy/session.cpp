@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
 
@@ -18,9 +19,11 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "auth/identity.h"
+#include "auth/policy.h"
 #include "auth/scram.h"
 #include "auth/tls_context.h"
 #include "auth/verify_reason.h"
@@ -28,6 +31,7 @@
 #include "protocol/frontend.h"
 #include "protocol/initial_packet.h"
 #include "protocol/message.h"
+#include "protocol/proxy_header.h"
 #include "proxy/backend_pool.h"
 #include "proxy/logging.h"
 #include "proxy/outcome.h"
@@ -51,6 +55,8 @@ constexpr std::size_t kMaxBackendStartupMessage = 1 << 20;
 // A terminated session whose backend stream reaches no message boundary within this long (a
 // stalled backend, a client not reading) is closed without the FATAL message.
 constexpr auto kTerminateGrace = std::chrono::seconds(5);
+// The first byte of a TLS handshake record: a ClientHello sent without an SSLRequest.
+constexpr std::uint8_t kTlsHandshakeRecord = 0x16;
 // pool_mode: transaction holds Parse, Bind, Describe, Close and Query messages whole to rewrite
 // them; a larger one ends the session.
 constexpr std::size_t kMaxWholeMessage = 64u << 20;
@@ -424,9 +430,88 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     co_return std::move(std::get<protocol::InitialPacket>(parsed));
   }
 
+  // Up to `buffer.size()` bytes the client has sent, left unread: at least one, once the socket
+  // is readable. Zero bytes: the client closed.
+  asio::awaitable<std::tuple<error_code, std::size_t>> peek(std::span<std::uint8_t> buffer) {
+    for (;;) {
+      auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, use_tuple);
+      if (ec) co_return std::make_tuple(ec, std::size_t{0});
+      const ssize_t n =
+          ::recv(client_.native_handle(), buffer.data(), buffer.size(), MSG_PEEK | MSG_DONTWAIT);
+      if (n >= 0) co_return std::make_tuple(error_code{}, static_cast<std::size_t>(n));
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        co_return std::make_tuple(error_code(errno, asio::error::get_system_category()),
+                                  std::size_t{0});
+      }
+    }
+  }
+
+  // A PROXY protocol header from a trusted load balancer: read exactly, and its source address
+  // becomes the client's for everything after (rules, limits, logs).
+  asio::awaitable<bool> read_proxy_header() {
+    std::vector<std::uint8_t> header(protocol::kProxyHeaderProbe);
+    std::size_t have = 0;
+    for (;;) {
+      auto [ec, n] = co_await asio::async_read(
+          client_, asio::buffer(header.data() + have, header.size() - have), use_tuple);
+      if (ec) co_return startup_io_failed(ec, "the PROXY protocol header");
+      have = header.size();
+      auto parsed = protocol::parse_proxy_header(header);
+      if (auto* err = std::get_if<protocol::ParseError>(&parsed)) {
+        set_outcome(
+            Result::rejected, reason::kProxyProtocolError,
+            err->message + " (from " + peer_ + ", a proxy_protocol.trusted_sources address)");
+        co_return false;
+      }
+      if (auto* need = std::get_if<protocol::NeedMore>(&parsed)) {
+        header.resize(have + need->bytes);
+        continue;
+      }
+      const auto& proxied = std::get<protocol::ProxyHeader>(parsed);
+      if (proxied.local) co_return true;  // the balancer's own check: its address stands
+      via_ = peer_;
+      error_code ignored;
+      peer_address_ = asio::ip::make_address(proxied.source_text(), ignored);
+      const auto source =
+          peer_address_->is_v6() ? "[" + proxied.source_text() + "]" : proxied.source_text();
+      peer_ = source + ":" + std::to_string(proxied.source_port);
+      if (runtime_.handshake_failures.blocked(*peer_address_, std::chrono::steady_clock::now())) {
+        set_outcome(Result::rejected, reason::kRateLimited,
+                    "the client address is blocked (limits.failed_handshakes)");
+        co_return false;
+      }
+      co_return true;
+    }
+  }
+
+  bool proxy_protocol_trusted() const {
+    if (!peer_address_) return false;
+    for (const auto& source : snap_->config.proxy_protocol.trusted_sources) {
+      if (auth::address_matches(source, *peer_address_)) return true;
+    }
+    return false;
+  }
+
   asio::awaitable<bool> negotiate() {
+    if (proxy_protocol_trusted()) {
+      const bool ok = co_await read_proxy_header();
+      if (!ok) co_return false;
+    }
     bool gssenc_answered = false;
     for (;;) {
+      // A TLS handshake record first: direct TLS. A PROXY header from anyone else: refused.
+      std::array<std::uint8_t, protocol::kProxyHeaderProbe> first{};
+      auto [peek_ec, peeked] = co_await peek(first);
+      if (peek_ec || peeked == 0) {
+        co_return startup_io_failed(peek_ec ? peek_ec : asio::error::eof, "the initial packet");
+      }
+      if (first[0] == kTlsHandshakeRecord) co_return co_await tls_handshake(true);
+      if (peeked == first.size() && protocol::looks_like_proxy_header(first)) {
+        set_outcome(Result::rejected, reason::kProxyProtocolError,
+                    "PROXY protocol header from " + peer_ +
+                        ", which is not in proxy_protocol.trusted_sources");
+        co_return false;
+      }
       auto read = co_await read_initial_packet(client_);
       if (auto* ec = std::get_if<error_code>(&read)) {
         co_return startup_io_failed(*ec, "the initial packet");
@@ -463,7 +548,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                                     "plaintext StartupMessage for user \"" + startup_.user() + "\"",
                                     "Connect with sslmode=verify-full and a client certificate.");
         case protocol::InitialPacketKind::SSLRequest:
-          co_return co_await tls_handshake();
+          co_return co_await tls_handshake(false);
       }
     }
   }
@@ -586,24 +671,29 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     co_return forwarded;
   }
 
-  asio::awaitable<bool> tls_handshake() {
-    // Bytes already waiting after the SSLRequest were sent before our answer, so they cannot be
-    // a TLS ClientHello the client chose to send: refuse rather than let anything read them as
-    // part of the handshake (CVE-2021-23214).
+  // After an SSLRequest, or `direct`: the client's first bytes are its ClientHello (PostgreSQL
+  // 17's sslnegotiation=direct), which must offer ALPN "postgresql".
+  asio::awaitable<bool> tls_handshake(bool direct) {
     error_code ec;
-    if (client_.available(ec) > 0) {
-      co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
-                                "received unencrypted data after SSL request",
-                                "received unencrypted data after SSL request");
+    if (!direct) {
+      // Bytes already waiting after the SSLRequest were sent before our answer, so they cannot
+      // be a TLS ClientHello the client chose to send: refuse rather than let anything read them
+      // as part of the handshake (CVE-2021-23214).
+      if (client_.available(ec) > 0) {
+        co_return co_await refuse(reason::kProtocolError, sqlstate::kProtocolViolation,
+                                  "received unencrypted data after SSL request",
+                                  "received unencrypted data after SSL request");
+      }
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(client_, asio::buffer(&protocol::kSSLAccepted, 1), use_tuple);
+      if (ec) co_return startup_io_failed(ec, "SSLRequest");
     }
-    std::tie(ec, std::ignore) =
-        co_await asio::async_write(client_, asio::buffer(&protocol::kSSLAccepted, 1), use_tuple);
-    if (ec) co_return startup_io_failed(ec, "SSLRequest");
 
     stage_ = Stage::handshaking;
     handshake_started_ = std::chrono::steady_clock::now();
     tls_.emplace(client_, *snap_->client_tls);
     auth::record_verify_failure(tls_->native_handle(), &verify_failure_);
+    if (direct) auth::mark_direct_tls(tls_->native_handle(), &direct_tls_);
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (!ec) {
       stage_ = Stage::verified;
@@ -615,6 +705,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     const long verify = SSL_get_verify_result(tls_->native_handle());
     tls_.reset();  // a failed handshake leaves nothing to say over TLS
     if (deadline_expired_) co_return startup_io_failed(ec, "the TLS handshake");
+    if (!direct_tls_.refused.empty()) {
+      set_outcome(Result::rejected, reason::kTlsError,
+                  "direct TLS refused: " + direct_tls_.refused);
+      co_return false;
+    }
     if (verify != X509_V_OK) {
       set_outcome(
           Result::rejected, auth::verify_reason(verify),
@@ -703,7 +798,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   asio::awaitable<bool> authorize() {
     auth::AccessRequest request;
     error_code ec;
-    request.address = client_.remote_endpoint(ec).address();
+    request.address = peer_address_ ? *peer_address_ : client_.remote_endpoint(ec).address();
     request.user = startup_.user();
     request.database = startup_.database();
     request.replication = replication_mode(startup_.find("replication"));
@@ -1362,6 +1457,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   void close_sockets() {
     error_code ignored;
+    // As PostgreSQL ends a TLS session; not to a client that is gone or failed at the TLS level.
+    if (tls_ && outcome_.reason != reason::kClientClosed &&
+        outcome_.reason != reason::kClientGone && outcome_.reason != reason::kTlsError) {
+      tls_->close_notify();
+    }
     client_.shutdown(tcp::socket::shutdown_both, ignored);
     client_.close(ignored);
     if (reader_running_) {
@@ -1861,6 +1961,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   void log_session_start() {
     if (!spdlog::should_log(spdlog::level::info)) return;
     std::vector<LogField> f{{"id", id_}, {"peer", peer_}};
+    if (!via_.empty()) f.emplace_back("via", via_);
     for (auto& field : identity_fields())
       f.push_back(std::move(field));
     append_session_fields(f);
@@ -1896,6 +1997,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                             {"peer", peer_},
                             {"result", std::string(to_string(outcome_.result))},
                             {"reason", std::string(outcome_.reason)}};
+    if (!via_.empty()) f.insert(f.begin() + 2, {"via", via_});
     for (auto& field : identity_fields())
       f.push_back(std::move(field));
     append_session_fields(f);
@@ -1990,7 +2092,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // (since handshake_started_), or past it (the client certificate verified).
   enum class Stage { silent, handshaking, verified } stage_ = Stage::silent;
   std::chrono::steady_clock::time_point handshake_started_;
+  // The client's address: the socket's, or a trusted PROXY header's source (then `via_` holds
+  // the load balancer's address and port).
   std::optional<asio::ip::address> peer_address_;
+  std::string via_;
+  auth::DirectTls direct_tls_;
   SessionLimits::Ticket limit_ticket_;  // a slot under limits: while admitted
   std::string verify_failure_;
   Outcome outcome_{Result::error, reason::kClientGone, {}};

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -339,6 +340,45 @@ std::vector<std::string> verified_ca_fingerprints(SSL* ssl) {
       out.push_back(sha256_fingerprint(sk_X509_value(chain, i)));
   }
   return out;
+}
+
+void SniTable::add(std::string server_name, SSL_CTX* ctx) {
+  entries_.emplace_back(std::move(server_name), ctx);
+}
+
+int SniTable::find(const char* server_name) const {
+  if (server_name == nullptr || *server_name == '\0') return -1;
+  std::string name(server_name);
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].first == name) return static_cast<int>(i);
+  }
+  const std::size_t dot = name.find('.');
+  if (dot == std::string::npos || dot == 0) return -1;
+  const std::string wildcard = "*" + name.substr(dot);
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].first == wildcard) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+namespace {
+
+int switch_context_by_name(SSL* ssl, int*, void* arg) {
+  const auto* table = static_cast<const SniTable*>(arg);
+  const int index = table->find(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
+  if (index >= 0 && SSL_set_SSL_CTX(ssl, table->context(index)) == nullptr) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+void SniTable::install(SSL_CTX* default_ctx) const {
+  SSL_CTX_set_tlsext_servername_callback(default_ctx, switch_context_by_name);
+  SSL_CTX_set_tlsext_servername_arg(default_ctx, const_cast<SniTable*>(this));
 }
 
 void mark_direct_tls(SSL* ssl, DirectTls* state) {

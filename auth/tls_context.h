@@ -4,6 +4,7 @@
 #include <ctime>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "auth/openssl_ptr.h"
@@ -50,6 +51,25 @@ bool configure_backend_ssl(SSL* ssl, const config::BackendTlsConfig& tls, const 
 // certificate, issuer first: from the verified chain after a full handshake, from the session
 // ticket after a resumption. Empty without a verified client certificate.
 std::vector<std::string> verified_ca_fingerprints(SSL* ssl);
+
+// Server names (TLS SNI) with SSL_CTXs of their own: the same trust settings, another server
+// certificate. Installed on the default SSL_CTX, it switches each handshake whose ClientHello names
+// one of them to that SSL_CTX; any other keeps the default's certificate. Not owning; the table
+// and its contexts must outlive every handshake on the default context.
+class SniTable {
+ public:
+  // `server_name` in lower case; "*.example.com" matches exactly one more label in front.
+  void add(std::string server_name, SSL_CTX* ctx);
+  // The entry for a server name sent by a client: an exact name first, then a wildcard; -1 for
+  // none (or no name).
+  int find(const char* server_name) const;
+  SSL_CTX* context(int index) const { return entries_[static_cast<std::size_t>(index)].second; }
+  bool empty() const { return entries_.empty(); }
+  void install(SSL_CTX* default_ctx) const;
+
+ private:
+  std::vector<std::pair<std::string, SSL_CTX*>> entries_;
+};
 
 // A connection that began with a TLS ClientHello instead of an SSLRequest (PostgreSQL 17's
 // sslnegotiation=direct). Its handshake is refused, with TLS's no_application_protocol alert,

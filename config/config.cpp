@@ -20,6 +20,15 @@ namespace pgmtls::config {
 
 namespace {
 
+// A DNS name as RFC 1123 allows it: letters, digits, hyphens and dots, at most 253 characters.
+bool is_host_name(std::string_view name) {
+  if (name.empty() || name.size() > 253 || name.front() == '.' || name.front() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
+  });
+}
+
 // Certificates, keys, rule files and secrets are small; anything bigger is a mistake.
 constexpr off_t kMaxConfigFileSize = 16 << 20;
 
@@ -188,6 +197,7 @@ class Loader {
     bool has_listen = false;
     bool has_tls = false;
     bool has_backends = false;
+    std::optional<YAML::Node> sni_node;
     std::optional<YAML::Node> ident_file_node;
     std::optional<YAML::Node> maps_node;
     std::optional<YAML::Node> hba_file_node;
@@ -245,7 +255,7 @@ class Loader {
             {"backends",
              [&](const YAML::Node& n) {
                has_backends = true;
-               load_backends(n, cfg.backend);
+               load_backends(n, cfg);
              }},
             {"limits", [&](const YAML::Node& n) { load_limits(n, cfg.limits); }},
             {"proxy_protocol",
@@ -255,11 +265,13 @@ class Loader {
             {"cancel", [&](const YAML::Node& n) { load_cancel(n, cfg.cancel); }},
             {"admin", [&](const YAML::Node& n) { load_admin(n, cfg.admin); }},
             {"log", [&](const YAML::Node& n) { load_log(n, cfg.log); }},
+            {"sni", [&](const YAML::Node& n) { sni_node = n; }},
         });
     if (!root.IsMap()) return;
     require(root, "", "listen", has_listen);
     require(root, "", "tls", has_tls);
     require(root, "", "backends", has_backends);
+    load_sni(sni_node, cfg);
 
     const std::size_t errors_before_maps = errors_.size();
     if (ident_file_node && maps_node) {
@@ -623,14 +635,108 @@ class Loader {
     }
   }
 
-  void load_backends(const YAML::Node& node, BackendConfig& backend) {
-    if (!node.IsMap() || node.size() != 1) {
-      error(node,
-            "backends must be a mapping with exactly one backend (routing between several "
-            "backends is not supported yet)");
+  // backends: one backend, or several of which one is named "default" (for clients that name no
+  // server, or one no sni: route lists) and the others are reached through sni: routes.
+  void load_backends(const YAML::Node& node, Config& cfg) {
+    if (!node.IsMap() || node.size() == 0) {
+      error(node, "backends must be a mapping of backend names to settings");
       return;
     }
-    const auto entry = *node.begin();
+    std::vector<BackendConfig> all;
+    for (const auto& entry : node) {
+      all.emplace_back();
+      load_backend(entry, all.back());
+    }
+    if (all.size() == 1) {
+      cfg.backend = std::move(all.front());
+      return;
+    }
+    auto def = std::find_if(all.begin(), all.end(),
+                            [](const BackendConfig& b) { return b.name == "default"; });
+    if (def == all.end()) {
+      error(node,
+            "with several backends, one must be named \"default\" (for clients whose server "
+            "name no sni: route lists)");
+      return;
+    }
+    cfg.backend = std::move(*def);
+    all.erase(def);
+    cfg.sni_backends = std::move(all);
+  }
+
+  // sni: [{server_name, cert_file, key_file, backend}], checked against backends: every route
+  // names a backend, and every backend but "default" is some route's.
+  void load_sni(const std::optional<YAML::Node>& node, Config& cfg) {
+    auto known = [&](const std::string& name) {
+      if (name == cfg.backend.name) return true;
+      for (const auto& b : cfg.sni_backends) {
+        if (b.name == name) return true;
+      }
+      return false;
+    };
+    if (node) {
+      if (!node->IsSequence()) {
+        error(*node, "sni must be a list of {server_name, cert_file, key_file, backend}");
+        return;
+      }
+      for (const auto& item : *node) {
+        SniRoute route;
+        route.where = loc(item);
+        bool has_name = false, has_cert = false, has_key = false, has_backend = false;
+        walk(
+            item, "sni[]",
+            {{"server_name",
+              [&](const YAML::Node& n) {
+                auto v = scalar(n, "sni[].server_name");
+                if (!v) return;
+                std::string name = *v;
+                std::transform(name.begin(), name.end(), name.begin(),
+                               [](unsigned char c) { return std::tolower(c); });
+                const std::string_view base =
+                    name.starts_with("*.") ? std::string_view(name).substr(2) : name;
+                if (!is_host_name(base) || base.find('.') == std::string_view::npos ||
+                    base.find('*') != std::string_view::npos) {
+                  error(n, "sni[].server_name \"" + *v +
+                               "\" must be a host name with a dot, or *.domain");
+                  return;
+                }
+                for (const auto& other : cfg.sni) {
+                  if (other.server_name == name) {
+                    error(n, "sni[].server_name \"" + *v + "\" is listed twice");
+                  }
+                }
+                has_name = true;
+                route.server_name = std::move(name);
+              }},
+             {"cert_file",
+              [&](const YAML::Node& n) { has_cert = path(n, "sni[].cert_file", route.cert_file); }},
+             {"key_file",
+              [&](const YAML::Node& n) { has_key = path(n, "sni[].key_file", route.key_file); }},
+             {"backend", [&](const YAML::Node& n) {
+                auto v = scalar(n, "sni[].backend");
+                if (!v) return;
+                has_backend = true;
+                if (!known(*v)) {
+                  error(n, "sni[].backend \"" + *v + "\" is not a name under backends");
+                }
+                route.backend = *v;
+              }}});
+        if (!item.IsMap()) continue;
+        require(item, "sni[]", "server_name", has_name);
+        require(item, "sni[]", "cert_file", has_cert);
+        require(item, "sni[]", "key_file", has_key);
+        require(item, "sni[]", "backend", has_backend);
+        cfg.sni.push_back(std::move(route));
+      }
+    }
+    for (const auto& b : cfg.sni_backends) {
+      const bool used = std::any_of(cfg.sni.begin(), cfg.sni.end(),
+                                    [&](const SniRoute& r) { return r.backend == b.name; });
+      if (!used) error(b.where, "backends." + b.name + " is not the backend of any sni: route");
+    }
+  }
+
+  void load_backend(const YAML::detail::iterator_value& entry, BackendConfig& backend) {
     backend.name = entry.first.Scalar();
     backend.where = loc(entry.second);
     const std::string prefix = "backends." + backend.name;
@@ -1239,19 +1345,6 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (unit == "h") return std::chrono::hours(value);
   return std::nullopt;
 }
-
-namespace {
-
-// A DNS name as RFC 1123 allows it: letters, digits, hyphens and dots, at most 253 characters.
-bool is_host_name(std::string_view name) {
-  if (name.empty() || name.size() > 253 || name.front() == '.' || name.front() == '-') return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.';
-  });
-}
-
-}  // namespace
 
 std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string& error) {
   return parse_host_port(text, false, error);

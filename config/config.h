@@ -154,6 +154,17 @@ struct BackendConfig {
   }
 };
 
+// One server name (TLS SNI) with its own server certificate and backend: one pgmtls in front of
+// several databases, each with its own host name. A client that sends no server name, or one no
+// route lists, gets tls.cert_file and the backend named "default".
+struct SniRoute {
+  std::string server_name;  // lower case; "*.example.com" matches one more label in front
+  PathSetting cert_file;
+  PathSetting key_file;
+  std::string backend;  // a name under backends:
+  Location where;
+};
+
 // The identity: section: how rules identify a certificate unless a rule says otherwise.
 struct IdentityConfig {
   IdentitySource source = IdentitySource::cn;
@@ -249,8 +260,10 @@ struct Config {
   // (PostgreSQL's `cert` method without map=). Only valid without hba rules.
   std::string map;
   Location map_where;
-  std::vector<IdentLine> ident_lines;  // from ident_file: or maps:, all maps
-  BackendConfig backend;
+  std::vector<IdentLine> ident_lines;       // from ident_file: or maps:, all maps
+  BackendConfig backend;                    // the only one, or the one named "default"
+  std::vector<BackendConfig> sni_backends;  // the others, each reached through an sni: route
+  std::vector<SniRoute> sni;
   LimitsConfig limits;
   KeepaliveConfig tcp_keepalives;
   CancelConfig cancel;

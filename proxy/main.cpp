@@ -84,6 +84,14 @@ int check(const std::string& path) {
   std::printf("  map lines         %zu\n", cfg.ident_lines.size());
   std::printf("  backend           %s:%u (sslmode %s)\n", cfg.backend.host.c_str(),
               cfg.backend.port, std::string(config::to_string(cfg.backend.tls.sslmode)).c_str());
+  for (const auto& route : cfg.sni) {
+    const config::BackendConfig* b = &cfg.backend;
+    for (const auto& other : cfg.sni_backends) {
+      if (other.name == route.backend) b = &other;
+    }
+    std::printf("  server name       %s -> backends.%s (%s:%u)\n", route.server_name.c_str(),
+                route.backend.c_str(), b->host.c_str(), b->port);
+  }
   return 0;
 }
 

@@ -260,7 +260,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // client only from the host that ends the search; the log line lists every host's.
   asio::awaitable<bool> connect_any_backend() {
     using A = config::TargetSessionAttrs;
-    const auto& backend = snap_->config.backend;
+    const auto& backend = this->backend();
     std::vector<config::BackendHost> hosts = backend.hosts;
     if (hosts.empty()) hosts.push_back({backend.host, backend.port});
     if (session_pooling()) {
@@ -310,7 +310,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     try_next_host_ = false;
     host_timed_out_ = false;
     const std::uint64_t attempt = ++host_attempt_;
-    host_timer_.expires_after(snap_->config.backend.connect_timeout);
+    host_timer_.expires_after(backend().connect_timeout);
     host_timer_.async_wait([weak = weak_from_this(), attempt](error_code ec) {
       auto self = weak.lock();
       // A timer that expired while its attempt was ending must not touch the next one.
@@ -408,6 +408,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
                                                     .hint = hint}));
     co_return false;
   }
+
+  // The backend this session goes to: chosen by the server name the client sent (sni: routes)
+  // once its TLS handshake is done; before that (cancels, peers), the default.
+  const Snapshot::Route& route() const { return route_ ? *route_ : snap_->routes.front(); }
+  const config::BackendConfig& backend() const { return *route().backend; }
 
   // ---- phase 1: the initial packets, up to a finished TLS handshake ----
 
@@ -697,6 +702,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (!ec) {
       stage_ = Stage::verified;
+      route_ = &snap_->route_for(
+          SSL_get_servername(tls_->native_handle(), TLSEXT_NAMETYPE_host_name), &sni_index_);
       metrics_.tls_handshake.observe(std::chrono::steady_clock::now() - handshake_started_);
       if (SSL_session_reused(tls_->native_handle()) == 1) metrics_.tls_resumed.add();
       co_return true;
@@ -838,7 +845,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   asio::awaitable<bool> connect_backend() {
     using namespace asio::experimental::awaitable_operators;
-    const auto& backend = snap_->config.backend;
+    const auto& backend = this->backend();
     const auto& [host, port] = backend_host_;
     backend_name_ = host + ":" + std::to_string(port);
     backend_started_ = std::chrono::steady_clock::now();
@@ -890,7 +897,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // connect_timeout (timed_out otherwise). Sessions, cancels and peer cancels all connect so.
   asio::awaitable<error_code> connect_backend_socket(const std::vector<tcp::endpoint>& endpoints) {
     using namespace asio::experimental::awaitable_operators;
-    asio::steady_timer timer(client_.get_executor(), snap_->config.backend.connect_timeout);
+    asio::steady_timer timer(client_.get_executor(), backend().connect_timeout);
     auto result = co_await (asio::async_connect(backend_, endpoints, use_tuple) ||
                             timer.async_wait(use_tuple));
     if (result.index() == 1) co_return asio::error::timed_out;
@@ -903,7 +910,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       // Whatever failed, it failed because the host took longer than connect_timeout.
       try_next_host_ = true;
       why = reason::kBackendUnavailable;
-      detail = "connect_timeout (" + std::to_string(snap_->config.backend.connect_timeout.count()) +
+      detail = "connect_timeout (" + std::to_string(backend().connect_timeout.count()) +
                " ms) expired on " + backend_name_ + " (" + detail + ")";
     }
     co_await refuse(why, sqlstate::kConnectionFailure, "could not connect to the database server",
@@ -914,7 +921,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   // SSLRequest and, when the backend agrees, the TLS handshake, as libpq does for `sslmode`.
   asio::awaitable<bool> negotiate_backend_tls() {
-    const auto& backend = snap_->config.backend;
+    const auto& backend = this->backend();
     const auto mode = backend.tls.sslmode;
     if (mode == config::SslMode::disable) co_return true;
     const auto request = protocol::ssl_request();
@@ -941,7 +948,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     if (backend_.available(ec) > 0) {
       co_return co_await backend_protocol_error("received unencrypted data after SSL response");
     }
-    backend_tls_.emplace(backend_, *snap_->backend_tls);
+    backend_tls_.emplace(backend_, *route().backend_tls);
     if (!auth::configure_backend_ssl(backend_tls_->native_handle(), backend.tls,
                                      backend_host_.host)) {
       co_return co_await backend_unavailable(
@@ -1164,7 +1171,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // Answers one authentication request of the backend with the role's credential.
   asio::awaitable<bool> answer_authentication(std::uint32_t code, const protocol::Message& msg) {
     namespace ac = protocol::auth_code;
-    const auto& backend = snap_->config.backend;
+    const auto& backend = this->backend();
     std::vector<std::uint8_t> reply;
     if (code == ac::kSASLContinue || code == ac::kSASLFinal) {
       if (!scram_)
@@ -1180,7 +1187,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
       if (!final_message) co_return co_await backend_auth_failed(scram_->error());
       reply = protocol::sasl_response(*final_message);
     } else if (code == ac::kCleartextPassword || code == ac::kMD5Password || code == ac::kSASL) {
-      auto credential = co_await snap_->credentials->password_for(
+      auto credential = co_await route().credentials->password_for(
           role_, startup_.database(), backend_host_.host, backend_host_.port);
       const auto& password = credential.password;
       if (!password) {
@@ -1478,9 +1485,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
 
   // ---- pool_mode: session ----
 
-  bool session_pooling() const {
-    return snap_->config.backend.pool.mode == config::PoolMode::session;
-  }
+  bool session_pooling() const { return backend().pool.mode == config::PoolMode::session; }
 
   // Which pooled connections this session may use: the same snapshot (so the same backend,
   // credentials and TLS settings), role, database and start-up parameters.
@@ -1488,7 +1493,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     auto params = forwarded_parameters();
     std::sort(params.begin(), params.end());
     std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(snap_.get()));
-    key += '\0' + role_ + '\0' + startup_.database();
+    key += '\0' + backend().name + '\0' + role_ + '\0' + startup_.database();
     for (const auto& [name, value] : params) {
       key += '\0' + name + '\0' + value;
     }
@@ -1498,7 +1503,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // An idle pooled connection for this session, if one is there: the client gets the backend's
   // start-up answer as it was, with a key of pgmtls's own and ReadyForQuery.
   asio::awaitable<bool> reuse_pooled_backend() {
-    auto conn = runtime_.pools[worker_]->take(pool_key(), snap_->config.backend.pool);
+    auto conn = runtime_.pools[worker_]->take(pool_key(), backend().pool);
     if (!conn) co_return false;
     adopt(*conn);
     cancel_key_ = runtime_.cancel.add(cancel_target());
@@ -1559,7 +1564,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // pool; on any failure it is closed instead.
   asio::awaitable<void> return_backend_to_pool() {
     keep_backend_ = false;
-    const auto& pool = snap_->config.backend.pool;
+    const auto& pool = backend().pool;
     if (std::chrono::steady_clock::now() - backend_created_ >= pool.server_lifetime) co_return;
     error_code ec;
     const auto endpoint = backend_.remote_endpoint(ec);
@@ -1631,9 +1636,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // releases the connection once everything is answered; it alone decides what becomes of the
   // connection, so nothing moves a socket it is reading.
 
-  bool transaction_pooling() const {
-    return snap_->config.backend.pool.mode == config::PoolMode::transaction;
-  }
+  bool transaction_pooling() const { return backend().pool.mode == config::PoolMode::transaction; }
 
   // Whole messages pgmtls must see in full to rewrite, or to end the session at (Terminate).
   static bool whole_in_transaction_mode(char type) {
@@ -1643,7 +1646,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // The start-up: answered from the pool's first connection for the key when one is open, so a
   // new client costs no backend connection; otherwise a connection is taken or made for it.
   asio::awaitable<bool> transaction_startup() {
-    const auto& pool = snap_->config.backend.pool;
+    const auto& pool = backend().pool;
     pool_key_ = pool_key();
     router_.emplace(id_, pool.max_prepared_statements);
     if (const auto* reply = runtime_.pools[worker_]->startup_reply(pool_key_)) {
@@ -1662,7 +1665,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // query_wait_timeout. False once the outcome is decided (the client was told).
   asio::awaitable<bool> acquire_backend() {
     auto& pool = *runtime_.pools[worker_];
-    const auto& config = snap_->config.backend.pool;
+    const auto& config = backend().pool;
     const auto until = std::chrono::steady_clock::now() + config.query_wait_timeout;
     for (;;) {
       if (auto conn = pool.take(pool_key_, config)) {
@@ -1732,7 +1735,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     router_->detach();
     held_ = false;
     if (cancel_key_) runtime_.cancel.retarget(*cancel_key_, cancel_target());
-    const auto& config = snap_->config.backend.pool;
+    const auto& config = backend().pool;
     if (std::chrono::steady_clock::now() - backend_created_ >= config.server_lifetime) {
       drop_backend();
       return;
@@ -1943,6 +1946,11 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     f.emplace_back("database", startup_.parameters.empty() ? "" : startup_.database());
     f.emplace_back("rule", rule_);
     f.emplace_back("role", role_);
+    // The sni: route the client's server name chose (none: the default backend).
+    if (sni_index_ >= 0) {
+      f.emplace_back("server_name",
+                     snap_->config.sni[static_cast<std::size_t>(sni_index_)].server_name);
+    }
     f.emplace_back("backend", backend_name_);
     f.emplace_back("backend_tls",
                    backend_tls_ ? SSL_get_version(backend_tls_->native_handle()) : "");
@@ -2096,6 +2104,8 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
   // the load balancer's address and port).
   std::optional<asio::ip::address> peer_address_;
   std::string via_;
+  const Snapshot::Route* route_ = nullptr;
+  int sni_index_ = -1;  // the config.sni route the client's server name matched
   auth::DirectTls direct_tls_;
   SessionLimits::Ticket limit_ticket_;  // a slot under limits: while admitted
   std::string verify_failure_;

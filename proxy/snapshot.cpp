@@ -17,9 +17,26 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagn
     snap->crls = std::move(tls->crls);
   }
 
-  if (auto backend_ctx =
-          auth::build_backend_tls_context(cfg.backend.tls, errors, cfg.backend.where)) {
-    snap->backend_tls = std::make_unique<boost::asio::ssl::context>(backend_ctx.release());
+  // Every backend's TLS context, default first, then the SNI backends in order.
+  std::vector<const config::BackendConfig*> backends{&cfg.backend};
+  for (const auto& b : cfg.sni_backends)
+    backends.push_back(&b);
+  std::vector<std::unique_ptr<boost::asio::ssl::context>> backend_tls;
+  for (const auto* b : backends) {
+    auto ctx = auth::build_backend_tls_context(b->tls, errors, b->where);
+    backend_tls.push_back(ctx ? std::make_unique<boost::asio::ssl::context>(ctx.release())
+                              : nullptr);
+  }
+
+  // Each sni: route's server certificate, with every other tls: setting as the default's.
+  for (const auto& route : cfg.sni) {
+    config::TlsConfig tls_for_name = cfg.tls;
+    tls_for_name.cert_file = route.cert_file;
+    tls_for_name.key_file = route.key_file;
+    auto ctx = auth::build_server_tls_context(tls_for_name, errors);
+    if (!ctx) continue;
+    snap->sni_tls.push_back(std::make_unique<boost::asio::ssl::context>(ctx->ctx.release()));
+    snap->sni.add(route.server_name, snap->sni_tls.back()->native_handle());
   }
 
   auth::PolicyDefaults defaults{cfg.identity.source, cfg.identity.issuer,
@@ -34,8 +51,26 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagn
 
   if (errors.size() != errors_before) return nullptr;
   snap->config = std::move(cfg);
-  snap->credentials = std::make_unique<Credentials>(snap->config.backend);
+  const auto& config = snap->config;
+  for (std::size_t i = 0; i < backend_tls.size(); ++i) {
+    const config::BackendConfig& b = i == 0 ? config.backend : config.sni_backends[i - 1];
+    snap->routes.push_back({&b, std::move(backend_tls[i]), std::make_unique<Credentials>(b)});
+  }
+  for (const auto& route : config.sni) {
+    std::size_t index = 0;
+    for (std::size_t i = 1; i < snap->routes.size(); ++i) {
+      if (snap->routes[i].backend->name == route.backend) index = i;
+    }
+    snap->sni_route.push_back(index);
+  }
+  if (!snap->sni.empty()) snap->sni.install(snap->client_tls->native_handle());
   return snap;
+}
+
+const Snapshot::Route& Snapshot::route_for(const char* server_name, int* sni_index) const {
+  const int index = sni.find(server_name);
+  if (sni_index != nullptr) *sni_index = index;
+  return routes[index < 0 ? 0 : sni_route[static_cast<std::size_t>(index)]];
 }
 
 }  // namespace pgmtls::proxy

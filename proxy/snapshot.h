@@ -5,6 +5,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <vector>
 
 #include "auth/policy.h"
 #include "auth/tls_context.h"
@@ -18,8 +19,20 @@ struct Snapshot {
   // The SSL_CTX is shared by all sessions; OpenSSL makes concurrent use safe. Asio wants a
   // non-const reference to it, hence the pointer.
   std::unique_ptr<boost::asio::ssl::context> client_tls;
-  // Towards the backend; null for sslmode disable.
-  std::unique_ptr<boost::asio::ssl::context> backend_tls;
+  // A backend and what reaching it takes: routes[0] is config.backend (clients without a listed
+  // server name), then one per config.sni_backends.
+  struct Route {
+    const config::BackendConfig* backend = nullptr;  // into `config`
+    // Towards the backend; null for sslmode disable.
+    std::unique_ptr<boost::asio::ssl::context> backend_tls;
+    // Backend credentials (command outputs cached here); refers to *backend.
+    std::unique_ptr<Credentials> credentials;
+  };
+  std::vector<Route> routes;
+  // One per config.sni entry: its server certificate's SSL_CTX, and the route it leads to.
+  std::vector<std::unique_ptr<boost::asio::ssl::context>> sni_tls;
+  std::vector<std::size_t> sni_route;
+  auth::SniTable sni;  // installed on client_tls
   int crl_count = 0;
   std::string server_subject;
   // For monitoring: when the server certificate and each trusted CA expire, when each CRL is due.
@@ -27,8 +40,10 @@ struct Snapshot {
   std::vector<auth::ServerTlsContext::Ca> cas;
   std::vector<auth::ServerTlsContext::Crl> crls;
   auth::Policy policy;
-  // Backend credentials (command outputs cached here); refers to `config`.
-  std::unique_ptr<Credentials> credentials;
+
+  // The route for the server name a client sent (SNI; null or unknown: routes[0]), and the
+  // config.sni index it matched (-1 for none).
+  const Route& route_for(const char* server_name, int* sni_index = nullptr) const;
 };
 
 // Builds a snapshot, or reports every error (file:line: reason) and returns null.

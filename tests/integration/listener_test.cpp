@@ -16,9 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include "auth/pki.h"
 #include "tests/integration/support/fixtures.h"
 #include "tests/integration/support/pg_client.h"
 #include "tests/integration/support/pgmtls_process.h"
+#include "tests/integration/support/postgres_server.h"
 #include "tests/integration/support/process.h"
 
 namespace pgmtls::integration {
@@ -319,6 +321,77 @@ TEST_F(ListenerTest, ProxyHeadersOnlyFromTrustedSourcesAndAlwaysFromThem) {
         mark));
   }
   EXPECT_TRUE(proxy_->running());
+}
+
+// SNI routing: one pgmtls in front of two PostgreSQL servers, each reached by its own host name
+// with its own server certificate; a client without a listed name gets the default.
+TEST_F(ListenerTest, ServerNamesRouteToTheirOwnBackendsAndCertificates) {
+  PostgresServer billing;
+  billing.exec("CREATE ROLE alice LOGIN;");
+  auth::pki::CertificateSpec spec;
+  spec.common_name = "billing.db.test";
+  spec.server_auth = true;
+  spec.san.dns = {"billing.db.test"};
+  const ClientCertificate& billing_cert = pki_->add_client("billing-server", spec);
+
+  ProxyConfig c = config();
+  c.more_backends_yaml =
+      "  billing:\n    host: 127.0.0.1\n    port: " + std::to_string(billing.port()) + "\n";
+  c.extra_yaml = "sni:\n  - { server_name: \"*.db.test\", cert_file: " + billing_cert.cert_file +
+                 ", key_file: " + billing_cert.key_file + ", backend: billing }\n";
+  launch(c.to_yaml());
+
+  // libpq sends the host name as SNI and checks the certificate against it (verify-full).
+  auto port_through = [&](const std::string& host) -> std::string {
+    const ClientCertificate& alice = pki_->client("alice");
+    auto conn =
+        pg_connect("host=" + host + " hostaddr=127.0.0.1 port=" + std::to_string(proxy_->port()) +
+                   " sslmode=verify-full sslrootcert=" + pki_->root_ca_file() +
+                   " sslcert=" + alice.cert_file + " sslkey=" + alice.key_file +
+                   " user=alice dbname=postgres gssencmode=disable connect_timeout=10");
+    if (!conn.ok()) return "error: " + conn.error;
+    return query(conn.conn.get(), "SHOW port").value.value_or("no value");
+  };
+  std::size_t mark = proxy_->log_mark();
+  EXPECT_EQ(port_through("billing.db.test"), std::to_string(billing.port()));
+  EXPECT_TRUE(proxy_->wait_for_log({"session_start", "server_name=*.db.test",
+                                    "backend=127.0.0.1:" + std::to_string(billing.port())},
+                                   kLogTimeout, mark));
+  // localhost is no route's name: the default certificate (CN=localhost) and backend.
+  EXPECT_EQ(port_through("localhost"), std::to_string(postgres_->port()));
+  // A name the default certificate does not carry fails verify-full at the client, as it should.
+  EXPECT_THAT(port_through("other.example.org"), HasSubstr("error:"));
+
+  // s_client shows which certificate each name gets.
+  auto r = s_client({"-starttls", "postgres", "-servername", "orders.db.test"}, kTerminate);
+  EXPECT_THAT(r.output, HasSubstr("subject=CN = billing.db.test"));
+  r = s_client({"-starttls", "postgres"}, kTerminate);
+  EXPECT_THAT(r.output, HasSubstr("subject=CN = localhost"));
+}
+
+TEST_F(ListenerTest, SniConfigurationMistakesAreNamed) {
+  ProxyConfig c = config();
+  const std::string path = pki_->dir() + "/sni.yaml";
+  auto check = [&](const std::string& more_backends, const std::string& sni) {
+    c.more_backends_yaml = more_backends;
+    c.extra_yaml = sni;
+    write_text_file(path, c.to_yaml());
+    return run_pgmtls_check(path).output;
+  };
+  const std::string cert =
+      ", cert_file: " + pki_->server_cert_file() + ", key_file: " + pki_->server_key_file();
+  EXPECT_THAT(check("  other:\n    host: 127.0.0.1\n", ""),
+              HasSubstr("backends.other is not the backend of any sni: route"));
+  EXPECT_THAT(check("", "sni:\n  - { server_name: a.test" + cert + ", backend: nope }\n"),
+              HasSubstr("sni[].backend \"nope\" is not a name under backends"));
+  EXPECT_THAT(check("", "sni:\n  - { server_name: \"a.*.test\"" + cert + ", backend: default }\n"),
+              HasSubstr("must be a host name with a dot, or *.domain"));
+  EXPECT_THAT(check("", "sni:\n  - { server_name: a.test" + cert +
+                            ", backend: default }\n  - { server_name: A.test" + cert +
+                            ", backend: default }\n"),
+              HasSubstr("is listed twice"));
+  EXPECT_THAT(check("", "sni:\n  - { server_name: a.test, backend: default }\n"),
+              HasSubstr("cert_file"));
 }
 
 // Session tickets under tls.session_ticket_key_file: a session from one instance resumes on

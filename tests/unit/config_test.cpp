@@ -251,7 +251,7 @@ INSTANTIATE_TEST_SUITE_P(
                     "\"verbose\"",
                     true},
         InvalidCase{"two_backends.yaml", 7, 3,
-                    "backends must be a mapping with exactly one backend", false},
+                    "with several backends, one must be named \"default\"", false},
         InvalidCase{"backend_sslmode_allow.yaml", 9, 14,
                     "backends.default.sslmode must be disable, prefer, require, verify-ca or "
                     "verify-full, not \"allow\"",

@@ -59,6 +59,7 @@ std::string ProxyConfig::to_yaml() const {
   y += "    host: " + backend_host + "\n";
   y += "    port: " + std::to_string(backend_port) + "\n";
   y += "    connect_timeout: " + backend_connect_timeout + "\n";
+  y += more_backends_yaml;
   y += "log:\n";
   y += "  level: " + log_level + "\n";
   if (!log_format.empty()) y += "  format: " + log_format + "\n";

@@ -40,6 +40,7 @@ struct ProxyConfig {
   std::string backend_host = "127.0.0.1";
   std::uint16_t backend_port = 5432;
   std::string backend_connect_timeout = "5s";
+  std::string more_backends_yaml;  // more entries under backends: (indented by two), or empty
   std::string log_level = "info";
   std::string log_format;  // empty: the default (text)
   std::string extra_yaml;  // appended verbatim at the top level

@@ -334,14 +334,20 @@ void write_leaf(const std::string& prefix, const pki::Credential& issued) {
   std::printf("  %s.crt\n  %s.key (0600)\n", prefix.c_str(), prefix.c_str());
 }
 
-int issue_server(const Arguments& args) {
-  auto ca = pki::CaDirectory::open(required(args, "ca"));
+// What issue-server and issue-client share: subject, validity, key type.
+pki::CertificateSpec leaf_spec(const Arguments& args, int default_days) {
   pki::CertificateSpec spec;
   spec.common_name = required(args, "cn");
   spec.organization = args.get("org");
-  spec.server_auth = true;
-  spec.not_after = days_option(args, "days", 397);
+  spec.not_after = days_option(args, "days", default_days);
   spec.key_type = key_option(args);
+  return spec;
+}
+
+int issue_server(const Arguments& args) {
+  auto ca = pki::CaDirectory::open(required(args, "ca"));
+  pki::CertificateSpec spec = leaf_spec(args, 397);  // the CA/Browser Forum's most
+  spec.server_auth = true;
   spec.san.dns = args.all("dns");
   for (const auto& ip : args.all("ip")) {
     if (!is_ip_literal(ip)) throw UsageError("--ip \"" + ip + "\" is not an IP address");
@@ -360,12 +366,8 @@ int issue_server(const Arguments& args) {
 
 int issue_client(const Arguments& args) {
   auto ca = pki::CaDirectory::open(required(args, "ca"));
-  pki::CertificateSpec spec;
-  spec.common_name = required(args, "cn");
-  spec.organization = args.get("org");
+  pki::CertificateSpec spec = leaf_spec(args, 365);
   spec.client_auth = true;
-  spec.not_after = days_option(args, "days", 365);
-  spec.key_type = key_option(args);
   spec.san.email = args.all("email");
   spec.san.dns = args.all("dns");
   spec.san.uri = args.all("uri");

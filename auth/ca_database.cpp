@@ -47,11 +47,9 @@ std::string hex(std::uint64_t value) {
 }
 
 std::time_t not_after_of(const X509& cert) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(&cert), &tm) != 1) {
-    throw std::runtime_error("certificate has an unreadable notAfter");
-  }
-  return ::timegm(&tm);
+  const auto t = unix_time(X509_get0_notAfter(&cert));
+  if (!t) throw std::runtime_error("certificate has an unreadable notAfter");
+  return *t;
 }
 
 // An exclusive lock on DIR/.lock for as long as it lives: ca.db itself is replaced by rename,

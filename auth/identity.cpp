@@ -48,6 +48,19 @@ std::string name_rfc2253(const X509_NAME* name) {
   return std::string(data, static_cast<std::size_t>(len));
 }
 
+std::string serial_hex(const ASN1_INTEGER* serial) {
+  std::string out;
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr)) {
+    if (char* text = BN_bn2hex(bn)) {
+      out = text;
+      OPENSSL_free(text);
+      if (out == "0") out = "00";  // whole bytes, as `openssl x509 -serial` prints
+    }
+    BN_free(bn);
+  }
+  return out;
+}
+
 std::string sha256_fingerprint(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
@@ -70,14 +83,7 @@ std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& err
     }
   }
 
-  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
-    if (char* text = BN_bn2hex(bn)) {
-      id.serial = text;
-      OPENSSL_free(text);
-      if (id.serial == "0") id.serial = "00";  // whole bytes, as `openssl x509 -serial` prints
-    }
-    BN_free(bn);
-  }
+  id.serial = serial_hex(X509_get0_serialNumber(cert));
 
   id.sha256_fingerprint = sha256_fingerprint(cert);
 

@@ -32,6 +32,10 @@ std::optional<CertificateIdentity> extract_identity(X509* cert, std::string& err
 // A name as RFC 2253 text, exactly as PostgreSQL's clientname=DN writes it.
 std::string name_rfc2253(const X509_NAME* name);
 
+// A serial number (a certificate's, a CRL entry's) in upper-case hex, as `openssl x509 -serial`
+// prints it; empty if unreadable.
+std::string serial_hex(const ASN1_INTEGER* serial);
+
 // SHA-256 of a certificate's DER encoding, lower-case hex.
 std::string sha256_fingerprint(X509* cert);
 

@@ -1,4 +1,5 @@
-// RAII owners for OpenSSL objects, and the text of OpenSSL's error queue.
+// RAII owners for OpenSSL objects, the text of OpenSSL's error queue, and ASN.1 times as Unix
+// seconds.
 #pragma once
 
 #include <openssl/bio.h>
@@ -8,7 +9,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace pgmtls::auth {
@@ -38,6 +41,14 @@ inline std::string openssl_error_text() {
     out += buf;
   }
   return out;
+}
+
+// An ASN.1 time (a certificate's validity, a CRL's updates) as Unix seconds; nullopt when absent
+// or unreadable.
+inline std::optional<std::time_t> unix_time(const ASN1_TIME* time) {
+  std::tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return std::nullopt;
+  return timegm(&tm);
 }
 
 }  // namespace pgmtls::auth

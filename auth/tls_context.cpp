@@ -119,11 +119,6 @@ int verify_detail_index() {
   return index;
 }
 
-std::time_t asn1_time_to_unix(const ASN1_TIME* t) {
-  std::tm tm{};
-  return ASN1_TIME_to_tm(t, &tm) == 1 ? timegm(&tm) : 0;
-}
-
 // "depth N subject \"DN\": reason" for the certificate verification just failed on.
 std::string describe_verify_failure(X509_STORE_CTX* store) {
   std::string subject;
@@ -208,7 +203,7 @@ int make_ticket(SSL* ssl, void*) {
   if (chain == nullptr || sk_X509_num(chain) == 0 || SSL_session_reused(ssl)) return 1;
   std::time_t expires = 0;
   for (int i = 0; i < sk_X509_num(chain); ++i) {
-    const std::time_t t = asn1_time_to_unix(X509_get0_notAfter(sk_X509_value(chain, i)));
+    const std::time_t t = unix_time(X509_get0_notAfter(sk_X509_value(chain, i))).value_or(0);
     if (i == 0 || t < expires) expires = t;
   }
   const auto* policy = static_cast<const TicketPolicy*>(
@@ -455,7 +450,7 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
     char buf[512];
     X509_NAME_oneline(X509_get_subject_name(leaf), buf, sizeof buf);
     out.server_subject = buf;
-    out.server_not_after = asn1_time_to_unix(X509_get0_notAfter(leaf));
+    out.server_not_after = unix_time(X509_get0_notAfter(leaf)).value_or(0);
   }
 
   // Trusted CAs for client certificates; their names also go into the CertificateRequest.
@@ -494,11 +489,10 @@ std::optional<ServerTlsContext> build_server_tls_context(const config::TlsConfig
     X509_OBJECT* object = sk_X509_OBJECT_value(objects, i);
     if (X509* ca = X509_OBJECT_get0_X509(object)) {
       out.cas.push_back(
-          {name_rfc2253(X509_get_subject_name(ca)), asn1_time_to_unix(X509_get0_notAfter(ca))});
+          {name_rfc2253(X509_get_subject_name(ca)), unix_time(X509_get0_notAfter(ca)).value_or(0)});
     } else if (X509_CRL* crl = X509_OBJECT_get0_X509_CRL(object)) {
       const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
-      out.crls.push_back(
-          {name_rfc2253(X509_CRL_get_issuer(crl)), next != nullptr ? asn1_time_to_unix(next) : 0});
+      out.crls.push_back({name_rfc2253(X509_CRL_get_issuer(crl)), unix_time(next).value_or(0)});
     }
   }
 

@@ -190,12 +190,6 @@ std::string format_time(std::time_t t) {
   return buf;
 }
 
-std::optional<std::time_t> to_time_t(const ASN1_TIME* time) {
-  std::tm tm{};
-  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return std::nullopt;
-  return ::timegm(&tm);
-}
-
 // Days from now until `t`, to the nearest whole day (negative once past), for display: a
 // certificate issued for 365 days shows 365, not 364, a second later.
 long long days_left(std::time_t t, std::time_t now) {
@@ -234,6 +228,14 @@ std::string json_list(const std::vector<std::string>& values) {
   for (const auto& v : values)
     out += (out.size() > 1 ? "," : "") + json_string(v);
   return out + "]";
+}
+
+// JSON objects, one per line, as one array.
+void print_json_array(const std::vector<std::string>& objects) {
+  std::printf("[");
+  for (std::size_t i = 0; i < objects.size(); ++i)
+    std::printf("%s%s", i == 0 ? "" : ",\n", objects[i].c_str());
+  std::printf("]\n");
 }
 
 std::string key_description(X509* cert) {
@@ -288,16 +290,6 @@ std::vector<std::string> subject_alt_names(const auth::CertificateIdentity& id) 
   return out;
 }
 
-std::string serial_hex(const ASN1_INTEGER* serial) {
-  BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr);
-  if (bn == nullptr) return "?";
-  char* text = BN_bn2hex(bn);
-  std::string out = text != nullptr ? text : "?";
-  OPENSSL_free(text);
-  BN_free(bn);
-  return out;
-}
-
 // ---- commands ----
 
 int init_ca(const Arguments& args) {
@@ -328,7 +320,7 @@ void write_leaf(const std::string& prefix, const pki::Credential& issued) {
   pki::write_file_atomically(prefix + ".key", pki::private_key_to_pem(*issued.key), 0600);
   std::string ignored;
   const auto id = auth::extract_identity(issued.cert.get(), ignored);
-  const auto not_after = to_time_t(X509_get0_notAfter(issued.cert.get()));
+  const auto not_after = auth::unix_time(X509_get0_notAfter(issued.cert.get()));
   std::printf("issued \"%s\" serial %s, valid until %s\n", id ? id->subject_dn.c_str() : "",
               id ? id->serial.c_str() : "", not_after ? format_time(*not_after).c_str() : "?");
   std::printf("  %s.crt\n  %s.key (0600)\n", prefix.c_str(), prefix.c_str());
@@ -409,7 +401,7 @@ std::uint64_t serial_argument(const Arguments& args) {
 }
 
 void print_crl_written(const pki::CaDirectory& ca, const X509_CRL& crl) {
-  const auto next = to_time_t(X509_CRL_get0_nextUpdate(&crl));
+  const auto next = auth::unix_time(X509_CRL_get0_nextUpdate(&crl));
   const STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(const_cast<X509_CRL*>(&crl));
   std::printf("wrote %s: %d revoked, next update %s\n", ca.path("crl.pem").c_str(),
               revoked != nullptr ? sk_X509_REVOKED_num(revoked) : 0,
@@ -459,8 +451,8 @@ std::string certificate_text(X509* cert, const std::string& path, bool json, std
   std::string error;
   const auto id = auth::extract_identity(cert, error);
   if (!id) throw std::runtime_error(path + ": " + error);
-  const auto not_before = to_time_t(X509_get0_notBefore(cert));
-  const auto not_after = to_time_t(X509_get0_notAfter(cert));
+  const auto not_before = auth::unix_time(X509_get0_notBefore(cert));
+  const auto not_after = auth::unix_time(X509_get0_notAfter(cert));
   const bool is_ca = X509_check_ca(cert) != 0;
   const auto sans = subject_alt_names(*id);
   const auto ekus = extended_key_usages(cert);
@@ -506,20 +498,20 @@ std::string certificate_text(X509* cert, const std::string& path, bool json, std
 
 std::string crl_text(X509_CRL* crl, const std::string& path, bool json, std::time_t now) {
   const std::string issuer = auth::name_rfc2253(X509_CRL_get_issuer(crl));
-  const auto last = to_time_t(X509_CRL_get0_lastUpdate(crl));
-  const auto next = to_time_t(X509_CRL_get0_nextUpdate(crl));
+  const auto last = auth::unix_time(X509_CRL_get0_lastUpdate(crl));
+  const auto next = auth::unix_time(X509_CRL_get0_nextUpdate(crl));
   std::string number;
   if (auto* n =
           static_cast<ASN1_INTEGER*>(X509_CRL_get_ext_d2i(crl, NID_crl_number, nullptr, nullptr))) {
     std::uint64_t value = 0;
-    number = ASN1_INTEGER_get_uint64(&value, n) == 1 ? std::to_string(value) : serial_hex(n);
+    number = ASN1_INTEGER_get_uint64(&value, n) == 1 ? std::to_string(value) : auth::serial_hex(n);
     ASN1_INTEGER_free(n);
   }
   std::vector<std::string> revoked;
   const STACK_OF(X509_REVOKED)* entries = X509_CRL_get_REVOKED(crl);
   for (int i = 0; entries != nullptr && i < sk_X509_REVOKED_num(entries); ++i) {
     revoked.push_back(
-        serial_hex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(entries, i))));
+        auth::serial_hex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(entries, i))));
   }
   const long long left = next ? days_left(*next, now) : 0;
   if (json) {
@@ -570,10 +562,7 @@ int inspect(const Arguments& args) {
     }
   }
   if (json) {
-    std::printf("[");
-    for (std::size_t i = 0; i < outputs.size(); ++i)
-      std::printf("%s%s", i == 0 ? "" : ",\n", outputs[i].c_str());
-    std::printf("]\n");
+    print_json_array(outputs);
   } else {
     for (std::size_t i = 0; i < outputs.size(); ++i)
       std::printf("%s%s", i == 0 ? "" : "\n", outputs[i].c_str());
@@ -590,13 +579,13 @@ std::vector<Item> items_in(const std::string& path) {
   std::vector<Item> items;
   for (auto& cert : pki::read_certificates(path)) {
     items.push_back({path, "certificate", auth::name_rfc2253(X509_get_subject_name(cert.get())),
-                     to_time_t(X509_get0_notBefore(cert.get())),
-                     to_time_t(X509_get0_notAfter(cert.get()))});
+                     auth::unix_time(X509_get0_notBefore(cert.get())),
+                     auth::unix_time(X509_get0_notAfter(cert.get()))});
   }
   if (auto crl = pki::read_crl_if_any(path)) {
     items.push_back({path, "crl", "CRL of " + auth::name_rfc2253(X509_CRL_get_issuer(crl.get())),
-                     to_time_t(X509_CRL_get0_lastUpdate(crl.get())),
-                     to_time_t(X509_CRL_get0_nextUpdate(crl.get()))});
+                     auth::unix_time(X509_CRL_get0_lastUpdate(crl.get())),
+                     auth::unix_time(X509_CRL_get0_nextUpdate(crl.get()))});
   }
   return items;
 }
@@ -690,10 +679,7 @@ int expiry(const Arguments& args) {
     }
   }
   if (json) {
-    std::printf("[");
-    for (std::size_t i = 0; i < lines.size(); ++i)
-      std::printf("%s%s", i == 0 ? "" : ",\n", lines[i].c_str());
-    std::printf("]\n");
+    print_json_array(lines);
   } else {
     if (!lines.empty()) std::printf("%-14s %6s  %-23s  %s\n", "STATUS", "DAYS", "EXPIRES", "FILE");
     for (const auto& line : lines)

@@ -702,8 +702,7 @@ class Session final : public LiveSession, public std::enable_shared_from_this<Se
     std::tie(ec) = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (!ec) {
       stage_ = Stage::verified;
-      route_ = &snap_->route_for(
-          SSL_get_servername(tls_->native_handle(), TLSEXT_NAMETYPE_host_name), &sni_index_);
+      route_ = &snap_->route_for(tls_->native_handle(), sni_index_);
       metrics_.tls_handshake.observe(std::chrono::steady_clock::now() - handshake_started_);
       if (SSL_session_reused(tls_->native_handle()) == 1) metrics_.tls_resumed.add();
       co_return true;

@@ -67,10 +67,16 @@ std::shared_ptr<const Snapshot> build_snapshot(config::Config cfg, config::Diagn
   return snap;
 }
 
-const Snapshot::Route& Snapshot::route_for(const char* server_name, int* sni_index) const {
-  const int index = sni.find(server_name);
-  if (sni_index != nullptr) *sni_index = index;
-  return routes[index < 0 ? 0 : sni_route[static_cast<std::size_t>(index)]];
+const Snapshot::Route& Snapshot::route_for(const SSL* ssl, int& sni_index) const {
+  const SSL_CTX* chosen = SSL_get_SSL_CTX(ssl);
+  for (std::size_t i = 0; i < sni_tls.size(); ++i) {
+    if (sni_tls[i]->native_handle() == chosen) {
+      sni_index = static_cast<int>(i);
+      return routes[sni_route[i]];
+    }
+  }
+  sni_index = -1;
+  return routes.front();
 }
 
 }  // namespace pgmtls::proxy

@@ -41,9 +41,10 @@ struct Snapshot {
   std::vector<auth::ServerTlsContext::Crl> crls;
   auth::Policy policy;
 
-  // The route for the server name a client sent (SNI; null or unknown: routes[0]), and the
-  // config.sni index it matched (-1 for none).
-  const Route& route_for(const char* server_name, int* sni_index = nullptr) const;
+  // The route of a finished handshake: the sni: route whose SSL_CTX the server name switched it
+  // to, else routes[0]; `sni_index` receives the config.sni index (-1 for none). The name is
+  // matched once, in the handshake (auth::SniTable), not again here.
+  const Route& route_for(const SSL* ssl, int& sni_index) const;
 };
 
 // Builds a snapshot, or reports every error (file:line: reason) and returns null.

@@ -184,24 +184,20 @@ if [ -n "$replicas" ]; then
   # The access rules in the ConfigMap, on the example client certificate (CN=app_user).
   cfg=$work/run/pgmtls-0.yaml
   if "$bin" check --config "$cfg" >/dev/null 2>&1; then
-    "$bin" map-test --config "$cfg" --cert "$pki/client.crt" --user app_user --database app \
-      >"$tmp/map-test.out" 2>&1
-    rc=$?
-    if [ $rc -eq 0 ]; then
-      ok "map-test: CN=app_user may connect as app_user"
-    else
-      fail "map-test: CN=app_user as app_user exited $rc, expected 0 (admitted)"
-      indent <"$tmp/map-test.out"
-    fi
-    "$bin" map-test --config "$cfg" --cert "$pki/client.crt" --user postgres --database app \
-      >"$tmp/map-test.out" 2>&1
-    rc=$?
-    if [ $rc -eq 1 ]; then
-      ok "map-test: CN=app_user may not connect as postgres (reject rule)"
-    else
-      fail "map-test: CN=app_user as postgres exited $rc, expected 1 (refused)"
-      indent <"$tmp/map-test.out"
-    fi
+    # map_test ROLE EXPECTED_STATUS DESCRIPTION: map-test of the example client as ROLE.
+    map_test() {
+      "$bin" map-test --config "$cfg" --cert "$pki/client.crt" --user "$1" --database app \
+        >"$tmp/map-test.out" 2>&1
+      local rc=$?
+      if [ $rc -eq "$2" ]; then
+        ok "map-test: $3"
+      else
+        fail "map-test: CN=app_user as $1 exited $rc, expected $2 ($3)"
+        indent <"$tmp/map-test.out"
+      fi
+    }
+    map_test app_user 0 "CN=app_user may connect as app_user"
+    map_test postgres 1 "CN=app_user may not connect as postgres (reject rule)"
   else
     skip "map-test: no configuration that pgmtls check accepts"
   fi

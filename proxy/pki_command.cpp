@@ -47,7 +47,7 @@ constexpr const char* kPkiUsage =
     "  crl          --ca DIR [--crl-days 30]   write a new DIR/crl.pem (run before nextUpdate)\n"
     "  inspect      [--json] FILE...   certificates and CRLs: subject, issuer, SANs, serial,\n"
     "               SHA-256 fingerprint, validity\n"
-    "  expiry       [--warn-days 30] [--crl-warn-days 7] [--json] PATH...   certificates\n"
+    "  expiry       [--warn-days 30] [--crl-warn-days 2] [--json] PATH...   certificates\n"
     "               and CRLs in files and directories (recursive; files that are neither, or\n"
     "               that cannot be read, in a directory are skipped); exit 0 ok, 1 warning,\n"
     "               2 expired, not yet valid or stale, 3 unreadable or bad arguments\n";
@@ -600,9 +600,9 @@ bool worth_reading(const std::filesystem::directory_entry& entry) {
 int expiry(const Arguments& args) {
   if (args.positional.empty()) throw UsageError("name at least one file or directory");
   const long long warn_days = integer_option(args, "warn-days", 30, 0, 36500);
-  // CRLs are re-signed often (pgmtls pki crl: 30 days by default, from a daily job), so a
-  // shorter warning: one that fires means the job has not run for weeks.
-  const long long crl_warn_days = integer_option(args, "crl-warn-days", 7, 0, 36500);
+  // CRLs are re-signed often (a nightly `pki crl`, each valid --crl-days), so their warning is
+  // short: 2 days warns a 7-day nightly CRL after five missed nights, never just after writing.
+  const long long crl_warn_days = integer_option(args, "crl-warn-days", 2, 0, 36500);
   const bool json = args.has("json");
   const std::time_t now = std::time(nullptr);
   int worst = kOk;

@@ -43,9 +43,13 @@ say "1/6 dependencies (Debian packages)"
 bash "$repo/deploy/install-deps.sh"
 
 say "2/6 build"
-cmake -S "$repo" -B "$repo/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-cmake --build "$repo/build" --target pgmtls
-pgmtls="$repo/build/proxy/pgmtls"
+# Only the pgmtls binary, -O2 without debug info (about 95 s on 2 cores from a clean checkout;
+# with debug info it takes a third longer), in its own folder so that the test suite's build/ and
+# this one never rebuild each other.
+cmake -S "$repo" -B "$dir/build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" -DPGMTLS_BUILD_TESTS=OFF -DPGMTLS_BUILD_BENCH=OFF >/dev/null
+cmake --build "$dir/build" --target pgmtls
+pgmtls="$dir/build/proxy/pgmtls"
 
 stop  # a previous run's processes
 mkdir -p "$dir/pki"
@@ -99,7 +103,7 @@ backends:
     port: $pg_port
 YAML
 "$pgmtls" check --config "$dir/pgmtls.yaml"
-"$pgmtls" run --config "$dir/pgmtls.yaml" 2>"$dir/run/pgmtls.log" &
+"$pgmtls" run --config "$dir/pgmtls.yaml" </dev/null >"$dir/run/pgmtls.log" 2>&1 &
 echo $! >"$dir/pgmtls.pid"
 for _ in $(seq 100); do
   grep -q "listening on" "$dir/run/pgmtls.log" && break

@@ -155,24 +155,25 @@ for ((i = 0; i < ${replicas:-0}; i++)); do
   fi
   fail "pgmtls check refuses pgmtls-$i's configuration:"
   echo "$out" | indent
-  # pgmtls without host-name support in cancel.peers[].address refuses the pgmtls-N.pgmtls-peers
-  # names; say whether that is all, by checking the same file with IP literals as peer addresses.
-  errors=$(echo "$out" | grep -v 'configuration is invalid$')
-  if [ -n "$errors" ] && ! echo "$errors" | grep -qv 'cancel\.peers\[\]\.address'; then
-    peers_only=$((peers_only + 1))
-    sed -E 's/address: "pgmtls-([0-9]+)\.pgmtls-peers:6432"/address: "10.0.0.\1:6432"/g' \
-      "$cfg" >"$cfg.ip"
-    if out=$("$bin" check --config "$cfg.ip" 2>&1); then
-      echo "        (only the peer host names: with IP literals instead, pgmtls check accepts it)"
-      cp "$cfg.ip" "$cfg"
-    else
-      echo "$out" | indent
-    fi
-  fi
 done
-if [ "$peers_only" -gt 0 ]; then
-  echo "        NOTE: this pgmtls does not accept host names in cancel.peers[].address yet;"
-  echo "        the manifests need that (deploy/kubernetes/README.md)."
+
+# examples/secrets.yaml's placeholders fail safe: with its peer secret, pgmtls check refuses.
+if [ -n "$replicas" ] && [ -f "$work/run/pgmtls-0.yaml" ]; then
+  placeholder=$("$py" -c 'import sys, yaml
+docs = yaml.safe_load_all(open(sys.argv[1]))
+print(next(d for d in docs if d["metadata"]["name"] == "pgmtls-peer")["stringData"]["secret"])' \
+    "$k8s/examples/secrets.yaml")
+  mkdir -p "$work/placeholder"
+  printf '%s\n' "$placeholder" >"$work/placeholder/secret"
+  sed "s#$work/etc/peer/#$work/placeholder/#" "$work/run/pgmtls-0.yaml" >"$work/placeholder.yaml"
+  if out=$("$bin" check --config "$work/placeholder.yaml" 2>&1); then
+    fail "pgmtls check accepts examples/secrets.yaml's placeholder peer secret"
+  elif echo "$out" | grep -q "peer_secret_file.*at least 32 bytes"; then
+    ok "pgmtls check refuses examples/secrets.yaml's placeholder peer secret"
+  else
+    fail "pgmtls check refuses the placeholder peer secret, but not for its length:"
+    echo "$out" | indent
+  fi
 fi
 
 if [ -n "$replicas" ]; then

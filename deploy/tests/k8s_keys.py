@@ -13,8 +13,10 @@
    the manifests leave the namespace to `kubectl -n`.
 3. Cross-checks between the objects in deploy/kubernetes: selectors match the pod labels, named
    ports and volumes exist, the StatefulSet's governing Service is headless, PGMTLS_REPLICAS equals
-   the replicas, the grace period covers preStop + shutdown_timeout + pgmtls's 6 s, and every file
-   the pgmtls configuration template names lies under one of the container's mounts.
+   the replicas, the grace period covers preStop + shutdown_timeout + pgmtls's 6 s, every file
+   the pgmtls configuration template names lies under one of the container's mounts, and every
+   Secret mounted comes from cert-manager or examples/secrets.yaml with the keys the
+   configuration reads.
 
 Exit status 0 when everything holds, 1 otherwise; every problem is printed as FILE: PATH: message.
 """
@@ -108,6 +110,8 @@ ISSUER_SPEC = {"selfSigned": {"crlDistributionPoints": [STR]},
 
 KINDS = {
     ("v1", "ConfigMap"): {"data": STR_MAP},
+    ("v1", "Secret"): {"type": {"Opaque"}, "stringData": STR_MAP, "data": STR_MAP,
+                       "immutable": BOOL},
     ("v1", "ServiceAccount"): {"automountServiceAccountToken": BOOL},
     ("v1", "Service"): {"spec": {
         "type": {"ClusterIP", "NodePort", "LoadBalancer"}, "clusterIP": STR,
@@ -331,6 +335,26 @@ def cross_check(objects):
             if s.startswith("/") and not any(s.startswith(m) for m in mounts):
                 problem(cm_where, "data.pgmtls.yaml.in",
                         f"{s} is not under any volume mount of the pgmtls container")
+
+        # Every Secret the pgmtls container mounts is a Certificate's (cert-manager makes it) or
+        # one of examples/secrets.yaml's, and each file the configuration reads under a mounted
+        # example Secret is one of its keys.
+        made = {o.get("spec", {}).get("secretName") for _, o in by_kind.get("Certificate", [])}
+        for m in main.get("volumeMounts", []):
+            name = volumes.get(m.get("name"), {}).get("secret", {}).get("secretName")
+            if name is None or name in made:
+                continue
+            s_where, secret = get("Secret", name)
+            if secret is None:
+                problem(where, f"spec.template.spec.volumes[{m.get('name')}]",
+                        f"Secret {name!r} is neither a Certificate's nor in examples/secrets.yaml")
+                continue
+            keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+            prefix = m.get("mountPath").rstrip("/") + "/"
+            for s in strings_in(config):
+                if s.startswith(prefix) and s[len(prefix):] not in keys:
+                    problem(s_where, "stringData",
+                            f"no key {s[len(prefix):]!r}, which the configuration reads as {s}")
 
 
 def selector_ok(selector, labels):

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -194,7 +195,9 @@ TEST_F(PkiCommandTest, CaDatabaseRecordsIssuesRevocationsAndCrlNumbers) {
 
   const auto inspect = ok({"inspect", path("ca/crl.pem")});
   EXPECT_THAT(inspect, HasSubstr("crl number   3"));
-  EXPECT_THAT(inspect, HasSubstr("revoked      1: " + std::string(hex)));
+  // Serials print in whole bytes, as `openssl x509 -serial` does: 0A2B..., not A2B...
+  const std::string printed = (std::strlen(hex) % 2 ? "0" : "") + std::string(hex);
+  EXPECT_THAT(inspect, HasSubstr("revoked      1: " + printed));
   const auto text = openssl({"crl", "-in", path("ca/crl.pem"), "-noout", "-text"});
   EXPECT_THAT(text.output, HasSubstr("Key Compromise"));
   EXPECT_THAT(text.output, HasSubstr("X509v3 CRL Number: \n                3"));

@@ -98,12 +98,15 @@ std::string_view crl_reason_name(int reason) {
   return kReasonNames[static_cast<std::size_t>(reason)];
 }
 
-std::string generalized_time(std::time_t t) {
+std::string utc_time(std::time_t t, const char* format) {
   std::tm tm{};
   ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d%H%M%SZ", &tm);
-  return buf;
+  char buf[64];
+  return std::string(buf, std::strftime(buf, sizeof buf, format, &tm));
+}
+
+std::string generalized_time(std::time_t t) {
+  return utc_time(t, "%Y%m%d%H%M%SZ");
 }
 
 std::optional<std::time_t> parse_generalized_time(std::string_view text) {

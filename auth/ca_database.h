@@ -52,6 +52,8 @@ struct CaDatabase {
 std::optional<int> crl_reason_from_name(std::string_view name);
 std::string_view crl_reason_name(int reason);
 
+// `t` in UTC, formatted by strftime(3) `format`.
+std::string utc_time(std::time_t t, const char* format);
 // Times as YYYYMMDDHHMMSSZ (UTC), as in ASN.1 GeneralizedTime.
 std::string generalized_time(std::time_t t);
 std::optional<std::time_t> parse_generalized_time(std::string_view text);

@@ -183,11 +183,7 @@ std::string read_password_file(const std::string& path) {
 // ---- printing ----
 
 std::string format_time(std::time_t t) {
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
+  return auth::pki::utc_time(t, "%Y-%m-%d %H:%M:%S UTC");
 }
 
 // Days from now until `t`, to the nearest whole day (negative once past), for display: a

@@ -136,7 +136,6 @@ if cancel["instance_id"] != me or cancel["peers"] != want:
 EOF
 }
 
-peers_only=0
 for ((i = 0; i < ${replicas:-0}; i++)); do
   cfg=$work/run/pgmtls-$i.yaml
   if ! out=$(render "$i" 2>&1); then
